@@ -1,0 +1,260 @@
+"""The ``improved-gan`` command line (CONTRACT "Command line").
+
+Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
+status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from improved_gan.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints the usage first)
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _device(text: str) -> str:
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError("CUDA is not available on this machine (use --device cpu)")
+        return text
+    if text != "cpu":
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
+    return text
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)")
+    p.add_argument("--device", type=_device, default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="improved-gan", description="Improved Techniques for Training GANs (Salimans et al. 2016)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("presets", help="list the presets")
+
+    p = sub.add_parser("train", help="train a preset")
+    p.add_argument("preset")
+    p.add_argument("--out", default=None, help="run folder (default: runs/PRESET-TIMESTAMP)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--steps", type=_positive_int, default=None, help="total discriminator updates")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="in discriminator updates")
+    p.add_argument("--eval-every", type=_positive_int, default=None, help="in discriminator updates")
+    p.add_argument("--time-budget", type=_positive_float, default=None, metavar="MINUTES",
+                   help="stop at the first step past this many minutes, then evaluate and write the results")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration field by its dotted name, e.g. optim.lr=0.001")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common(p)
+
+    p = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
+    p.add_argument("run_dir")
+    p.add_argument("--time-budget", type=_positive_float, default=None, metavar="MINUTES")
+    p.add_argument("--quiet", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a run; writes evaluation.json")
+    p.add_argument("run_dir")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the run's)")
+    p.add_argument("--num-samples", type=_positive_int, default=None)
+    p.add_argument("--inception-weights", default=None, help="local Inception weights file (CIFAR-10, SVHN)")
+    _common(p)
+
+    p = sub.add_parser("sample", help="write a grid of generated samples")
+    p.add_argument("run_dir")
+    p.add_argument("--num", type=_positive_int, default=100)
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=_device, default="cpu")
+
+    p = sub.add_parser("ablate", help="train every ablation variant of a preset for several seeds")
+    p.add_argument("preset")
+    p.add_argument("--variants", default=None, help="comma-separated suffixes, e.g. -ls,-mbf (default: all)")
+    p.add_argument("--seeds", type=_positive_int, default=3)
+    p.add_argument("--time-budget", type=_positive_float, default=None, metavar="MINUTES-PER-RUN")
+    p.add_argument("--steps", type=_positive_int, default=None)
+    p.add_argument("--out", default=None, help="folder of the ablation (default: runs/ablate-PRESET)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("toy", help="the paper's motivating examples")
+    tsub = p.add_subparsers(dest="toy", required=True, parser_class=_Parser)
+    x = tsub.add_parser("xy", help="simultaneous gradient descent on min_x max_y xy (SPEC §0)")
+    x.add_argument("--out", default="runs/toy-xy")
+    x.add_argument("--lr", type=float, default=0.1)
+    x.add_argument("--steps", type=_positive_int, default=100)
+    return parser
+
+
+def _resolve_config(args):
+    from improved_gan.training.config import override
+    from improved_gan.training.presets import get_preset
+
+    cfg = get_preset(args.preset)
+    sets = list(args.overrides)
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    if args.steps is not None:
+        sets.append(f"train.steps={args.steps}")
+    if args.checkpoint_every is not None:
+        sets.append(f"train.checkpoint_every={args.checkpoint_every}")
+    if getattr(args, "eval_every", None) is not None:
+        sets.append(f"train.eval_every={args.eval_every}")
+    return override(cfg, sets)
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    if not summary:
+        return
+    print(f"run folder: {out}")
+    for k, v in summary.items():
+        print(f"  {k:<26} {v:.4f}" if isinstance(v, float) else f"  {k:<26} {v}")
+
+
+def cmd_presets(args) -> int:
+    from improved_gan.training.presets import describe, preset_names
+
+    for name in preset_names():
+        print(f"{name:<22} {describe(name)}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from improved_gan.training.presets import CLASSIFIER_PRESETS
+
+    if args.preset in CLASSIFIER_PRESETS:
+        from improved_gan.metrics.classifier import train_classifier
+
+        dataset = CLASSIFIER_PRESETS[args.preset][0]
+        kw = {"seed": args.seed} if args.seed is not None else {}
+        result = train_classifier(dataset, data_dir=args.data_dir, out=args.out, device=args.device,
+                                  progress=not args.quiet, **kw)
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    from improved_gan.training.run import train
+
+    cfg = _resolve_config(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset}-{_timestamp()}"
+    summary = train(cfg, out, data_dir=args.data_dir, device=args.device, time_budget=args.time_budget,
+                    progress=not args.quiet)
+    _print_summary(summary, out)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from improved_gan.training.run import resume
+
+    summary = resume(args.run_dir, data_dir=args.data_dir, device=args.device, time_budget=args.time_budget,
+                     progress=not args.quiet)
+    _print_summary(summary, Path(args.run_dir))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from improved_gan.training.evaluate import evaluate_run
+
+    if args.inception_weights:
+        os.environ["IMPROVED_GAN_INCEPTION_WEIGHTS"] = args.inception_weights
+    names = tuple(n.strip() for n in args.metrics.split(",") if n.strip()) if args.metrics else None
+    result = evaluate_run(args.run_dir, metrics=names, num_samples=args.num_samples, data_dir=args.data_dir,
+                          device=args.device)
+    width = max(len(k) for k in result) if result else 10
+    print(f"{'metric':<{width}}  value")
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print(f"wrote {Path(args.run_dir) / 'evaluation.json'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from improved_gan.training.evaluate import sample_run
+
+    if not args.out.lower().endswith(".png"):
+        raise UserError(f"--out {args.out}: expected a .png file name")
+    sample_run(args.run_dir, num=args.num, out=args.out, seed=args.seed, device=args.device)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from improved_gan.training.ablate import run_ablation
+
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else None
+    out = Path(args.out) if args.out else Path("runs") / f"ablate-{args.preset}"
+    result = run_ablation(args.preset, out, variants=variants, seeds=args.seeds, time_budget=args.time_budget,
+                          steps=args.steps, overrides=tuple(args.overrides), data_dir=args.data_dir,
+                          device=args.device, progress=not args.quiet)
+    print(result["table"])
+    print(f"wrote {out / 'ablation.json'}, {out / 'ablation.md'}, {out / 'ablation.png'}")
+    return 0
+
+
+def cmd_toy(args) -> int:
+    from improved_gan.toy_xy import run_xy_example
+
+    summary = run_xy_example(args.out, lr=args.lr, steps=args.steps)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _timestamp() -> str:
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+_COMMANDS = {"presets": cmd_presets, "train": cmd_train, "resume": cmd_resume, "evaluate": cmd_evaluate,
+             "sample": cmd_sample, "ablate": cmd_ablate, "toy": cmd_toy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except UserError as exc:
+        msg = " ".join(str(exc).split())
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - unexpected: keep the traceback for a bug report
+        traceback.print_exc()
+        return 1
+
+

@@ -1,0 +1,229 @@
+"""Data sets by name, where to find their files, and the preprocessing of each recipe.
+
+Names (:data:`DATASETS`): the image sets ``fashion-mnist``, ``mnist``, ``cifar10``, ``svhn`` (loaded by
+:func:`load_dataset`) and the 2-D toy mixtures ``ring8``, ``grid25`` (loaded by :func:`load_toy`).
+
+Where the files are looked for, first rule that applies:
+
+1. the ``data_dir`` argument (the CLI's ``--data-dir``);
+2. the environment variable ``IMPROVED_GAN_DATA``;
+3. the standard location of a data set installed by a system package: Fashion-MNIST from Debian's
+   ``dataset-fashion-mnist`` in ``/usr/share/datasets/fashion-mnist``. The other sets have no system package.
+
+Inside that folder the files may lie directly, or in a sub-folder named after the data set:
+``fashion-mnist/``, ``mnist/``, ``cifar-10-batches-bin/`` or ``cifar-10-batches-py/``, ``svhn/``. Nothing is
+ever downloaded.
+
+Preprocessing (:meth:`ImageDataset.normalize`), as the reference code of each experiment does it:
+
+=================  ===========================  =====================================================
+data set           model input                  reference
+=================  ===========================  =====================================================
+(fashion-)mnist    ``x / 255`` in [0, 1]        MNIST code (generator ends in a sigmoid)
+cifar10            ``(x - 127.5) / 128``        CIFAR code (generator ends in tanh; range [-0.996, 0.996])
+svhn               ``(x - 127.5) / 127.5``      SVHN code, [-1, 1]
+=================  ===========================  =====================================================
+
+Split sizes: a user's folder may hold a consistent subset (every reader checks the counts against the file
+headers and sizes, and images against labels), which is how the tests build tiny data sets. Files read from a
+system package's location must have the published sizes (:data:`STANDARD_SPLITS`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from improved_gan.data.cifar import CIFAR_BIN_FILES, CIFAR_PY_FILES, load_cifar_folder
+from improved_gan.data.idx import find_idx_file, load_idx_folder
+from improved_gan.data.svhn import SVHN_FILES, load_svhn_folder
+from improved_gan.data.toy import TOY_DATASETS
+from improved_gan.errors import ConfigError, DataError
+
+__all__ = [
+    "DATASETS",
+    "ENV_VAR",
+    "IMAGE_DATASETS",
+    "STANDARD_SPLITS",
+    "SYSTEM_LOCATIONS",
+    "ImageDataset",
+    "is_toy",
+    "load_dataset",
+    "resolve_data_folder",
+]
+
+ENV_VAR = "IMPROVED_GAN_DATA"
+IMAGE_DATASETS = ("fashion-mnist", "mnist", "cifar10", "svhn")
+DATASETS = IMAGE_DATASETS + tuple(TOY_DATASETS)
+SYSTEM_LOCATIONS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+STANDARD_SPLITS = {
+    "fashion-mnist": (60_000, 10_000),
+    "mnist": (60_000, 10_000),
+    "cifar10": (50_000, 10_000),
+    "svhn": (73_257, 26_032),
+}
+
+
+def _has_idx(folder: Path) -> bool:
+    return any(
+        find_idx_file(folder, s, k) is not None for s in ("train", "test") for k in ("images", "labels")
+    )
+
+
+def _has_any(names: list[str]) -> Callable[[Path], bool]:
+    return lambda folder: any((folder / n).is_file() for n in names)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    subfolders: tuple[str, ...]
+    present: Callable[[Path], bool]
+    read: Callable[[Path], dict[str, torch.Tensor]]
+    expected: str  # the files, for error messages
+    shift: float  # normalize: (x - shift) / scale
+    scale: float
+
+
+_IDX_FILES = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, ..."
+_SPECS = {
+    "fashion-mnist": _Spec(("fashion-mnist",), _has_idx, load_idx_folder, _IDX_FILES, 0.0, 255.0),
+    "mnist": _Spec(("mnist",), _has_idx, load_idx_folder, _IDX_FILES, 0.0, 255.0),
+    "cifar10": _Spec(
+        ("cifar-10-batches-bin", "cifar-10-batches-py"),
+        _has_any(
+            CIFAR_BIN_FILES["train"]
+            + CIFAR_BIN_FILES["test"]
+            + CIFAR_PY_FILES["train"]
+            + CIFAR_PY_FILES["test"]
+        ),
+        load_cifar_folder,
+        "data_batch_1.bin .. data_batch_5.bin, test_batch.bin (or the Python version's data_batch_1 ..)",
+        127.5,
+        128.0,
+    ),
+    "svhn": _Spec(
+        ("svhn",),
+        _has_any(list(SVHN_FILES.values())),
+        load_svhn_folder,
+        "train_32x32.mat, test_32x32.mat",
+        127.5,
+        127.5,
+    ),
+}
+
+
+def is_toy(name: str) -> bool:
+    """Whether ``name`` is a 2-D toy mixture (for :func:`~improved_gan.data.toy.load_toy`)."""
+    return name in TOY_DATASETS
+
+
+def _check_image_name(name: str) -> None:
+    if name in TOY_DATASETS:
+        raise ConfigError(f"data set {name!r} is a 2-D toy mixture: use load_toy, not load_dataset")
+    if name not in _SPECS:
+        raise ConfigError(f"unknown data set {name!r} (expected one of {', '.join(DATASETS)})")
+
+
+def resolve_data_folder(name: str, data_dir: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The folder holding ``name``'s files, and whether it is a system package's location (see module doc)."""
+    _check_image_name(name)
+    spec = _SPECS[name]
+    env = os.environ.get(ENV_VAR) or None
+    system = False
+    if data_dir is not None:
+        root, origin = Path(data_dir), "--data-dir"
+    elif env is not None:
+        root, origin = Path(env), ENV_VAR
+    elif name in SYSTEM_LOCATIONS:
+        root, origin, system = SYSTEM_LOCATIONS[name], "system location", True
+    else:
+        raise DataError(
+            f"no location known for {name}: pass --data-dir or set {ENV_VAR} (no system package has it)"
+        )
+    install_hint = (
+        f"install it with `apt-get install {SYSTEM_PACKAGES[name]}` or pass --data-dir / set {ENV_VAR}"
+        if system
+        else ""
+    )
+    if not root.is_dir():
+        if system:
+            raise DataError(f"{root}: {name} not found; {install_hint}")
+        raise DataError(
+            f"{root}: data directory ({origin}) does not exist (expected a folder holding {name} files)"
+        )
+    for folder in (root, *(root / sub for sub in spec.subfolders)):
+        if folder.is_dir() and spec.present(folder):
+            return folder, system
+    if system:
+        raise DataError(f"{root}: {name} files missing; {install_hint}")
+    subs = ", ".join(f"{sub}/" for sub in spec.subfolders)
+    raise DataError(f"{root}: no {name} files in it or in {subs} (expected {spec.expected})")
+
+
+@dataclass(frozen=True, eq=False)
+class ImageDataset:
+    """An image data set in memory: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)`` per split.
+
+    ``normalize`` maps uint8 images to the recipe's model range; ``to_unit`` maps model-range images back to
+    [0, 1] (clamped), for saving and evaluating samples.
+    """
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
+    source: Path
+
+    def __post_init__(self) -> None:
+        if self.name not in _SPECS:
+            raise ValueError(f"unknown image data set {self.name!r} (expected one of {', '.join(_SPECS)})")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if x.dtype != torch.uint8 or x.ndim != 4:
+                raise ValueError(f"{split}_images must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+            if y.dtype != torch.int64 or y.shape != x.shape[:1]:
+                raise ValueError(
+                    f"{split}_labels must be int64 ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}"
+                )
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise ValueError("train and test images must have the same (C, H, W)")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
+        c, h, w = self.train_images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images (any shape) -> float32 in the recipe's range: ``(x - shift) / scale``."""
+        if x.dtype != torch.uint8:
+            raise ValueError(f"normalize expects uint8 images, got {x.dtype}")
+        spec = _SPECS[self.name]
+        return (x.to(torch.float32) - spec.shift) / spec.scale
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in the model's range -> float32 in [0, 1] (the inverse of :meth:`normalize`, / 255)."""
+        spec = _SPECS[self.name]
+        return ((x.to(torch.float32) * spec.scale + spec.shift) / 255.0).clamp(0.0, 1.0)
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> ImageDataset:
+    """Load image data set ``name`` from ``data_dir``, else ``$IMPROVED_GAN_DATA``, else its system folder."""
+    folder, system = resolve_data_folder(name, data_dir)
+    arrays = _SPECS[name].read(folder)
+    if system:
+        sizes = (arrays["train_labels"].shape[0], arrays["test_labels"].shape[0])
+        if sizes != STANDARD_SPLITS[name]:
+            raise DataError(
+                f"{folder}: {name} split sizes {sizes[0]}/{sizes[1]} "
+                f"(expected train/test {STANDARD_SPLITS[name][0]}/{STANDARD_SPLITS[name][1]}); "
+                f"reinstall {SYSTEM_PACKAGES.get(name, 'the package')}"
+            )
+    return ImageDataset(name=name, num_classes=10, source=folder, **arrays)

@@ -1,0 +1,102 @@
+"""Optimizers: PyTorch's Adam and Adam as the paper's reference code computes it.
+
+The reference code (openai/improved-gan, ``mnist_svhn_cifar10/nn.py``, ``adam_updates``) trains every
+model with this variant, called with ``mom1=0.5`` (beta1) and its default ``mom2=0.999`` (beta2). At step
+t = 1, 2, ... with gradient g:
+
+    m = beta1 m + (1 - beta1) g
+    v = beta2 v + (1 - beta2) g^2
+    theta = theta - lr * (m / (1 - beta1^t)) / sqrt(v / (1 - beta2^t) + eps),   eps = 1e-8
+
+It differs from :class:`torch.optim.Adam` only in where eps goes: INSIDE the square root, added to the
+bias-corrected second moment, rather than added to ``sqrt(v_hat)``. The same number therefore means a
+different thing: eps = 1e-8 inside the root acts like 1e-4 outside it, which damps the steps of parameters
+whose gradients are tiny. The reference keeps one step counter per optimizer; here each parameter has its
+own (as in PyTorch), which is the same whenever every parameter gets a gradient at every step. A parameter
+whose ``.grad`` is None is skipped, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+OPTIMIZERS = ("adam", "reference_adam")
+
+
+class ReferenceAdam(torch.optim.Optimizer):
+    """Adam with eps inside the square root, as in the reference code's ``adam_updates`` (see the module doc).
+
+    Args:
+        params: parameters or parameter groups, as for any ``torch.optim.Optimizer``.
+        lr: learning rate (read from the group at every step, so schedulers work).
+        betas: ``(beta1, beta2)``; the reference code uses ``(0.5, 0.999)``.
+        eps: added to the bias-corrected second moment inside the square root.
+
+    State per parameter: ``step`` (int), ``exp_avg`` (m) and ``exp_avg_sq`` (v), of the parameter's shape.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        if not lr >= 0.0:
+            raise ValueError(f"ReferenceAdam: lr must be >= 0, got {lr}")
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"ReferenceAdam: betas must be two numbers in [0, 1), got {betas}")
+        if not eps >= 0.0:
+            raise ValueError(f"ReferenceAdam: eps must be >= 0, got {eps}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns the closure's loss if one is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps = group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("ReferenceAdam does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = state["step"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denom = (v / (1.0 - beta2**t)).add_(eps).sqrt_()  # sqrt(v_hat + eps)
+                p.addcdiv_(m, denom, value=-lr / (1.0 - beta1**t))
+        return loss
+
+
+def make_optimizer(
+    name: str,
+    params: Iterable[Any],
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> torch.optim.Optimizer:
+    """Build an optimizer by name: ``"adam"`` (:class:`torch.optim.Adam`, eps outside the square root) or
+    ``"reference_adam"`` (:class:`ReferenceAdam`, eps inside it, as the reference code).
+    """
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps)
+    if name == "reference_adam":
+        return ReferenceAdam(params, lr=lr, betas=tuple(betas), eps=eps)
+    raise ValueError(f"make_optimizer: unknown optimizer {name!r}; expected one of {OPTIMIZERS}")

@@ -1,0 +1,132 @@
+"""``improved-gan ablate PRESET``: every ablation variant for every seed, then a table and a plot (issue 6).
+
+Runs go to ``OUT/<variant>/seed<k>``; a run with a ``summary.json`` is finished and skipped, a run with only a
+checkpoint is resumed, so an interrupted ablation continues where it stopped. The results are
+``ablation.json`` (every run's summary, plus mean and population std per variant), ``ablation.md`` (a table in the
+form of the paper's Table 3: variant, metric mean +- std over seeds) and ``ablation.png`` (the main metric per
+variant with error bars, and the first seed's latest samples of each variant side by side).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from improved_gan.errors import ConfigError
+from improved_gan.training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
+from improved_gan.training.config import override
+from improved_gan.training.presets import get_preset, variants_of
+from improved_gan.training.run import RunFolder, resume, train
+
+#: The metrics reported per data set, the first one plotted. Lower is better for distances and KL.
+_REPORT = {
+    "ring8": ("high_quality", "modes", "mode_kl"),
+    "grid25": ("high_quality", "modes", "mode_kl"),
+    "fashion-mnist": ("classifier_score", "classifier_fid"),
+    "mnist": ("classifier_score", "classifier_fid"),
+    "cifar10": ("inception_score",),
+    "svhn": ("inception_score",),
+}
+
+
+def _label(variant: str) -> str:
+    return "all techniques" if variant == "" else variant
+
+
+def run_ablation(preset: str, out: str | Path, *, variants: tuple[str, ...] | None = None, seeds: int = 3,
+                 time_budget: float | None = None, steps: int | None = None, overrides: tuple[str, ...] = (),
+                 data_dir: str | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    base = get_preset(preset)
+    known = variants_of(preset)
+    if not known:
+        raise ConfigError(f"preset {preset!r} has no ablation variants (try fmnist-gan, ring8-gan, grid25-gan)")
+    chosen = known if variants is None else variants
+    for v in chosen:
+        if v not in known:
+            raise ConfigError(f"--variants {v}: not a variant of {preset} (known: {', '.join(known)})")
+    out = Path(out)
+    names = [""] + [v for v in chosen if v != ""]
+    sets = list(overrides) + ([f"train.steps={steps}"] if steps else [])
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for v in names:
+        cfg_v = get_preset(preset + v) if v else base
+        for seed in range(1, seeds + 1):
+            cfg = override(cfg_v, sets + [f"seed={seed}"])
+            folder = RunFolder(out / (v or "all") / f"seed{seed}")
+            if folder.summary.exists():
+                summary = json.loads(folder.summary.read_text())
+            elif folder.last.exists():
+                summary = resume(folder.root, data_dir=data_dir, device=device, time_budget=time_budget,
+                                 progress=progress)
+            else:
+                summary = train(cfg, folder.root, data_dir=data_dir, device=device, time_budget=time_budget,
+                                progress=progress)
+            runs.setdefault(v, []).append({"seed": seed, "folder": str(folder.root), **summary})
+    keys = _REPORT.get(base.data.dataset, ())
+    result = _aggregate(preset, runs, keys)
+    result["table"] = _table(preset, result, keys)
+    atomic_write_json(out / "ablation.json", {k: v for k, v in result.items() if k != "table"})
+    atomic_write_text(out / "ablation.md", result["table"] + "\n")
+    _plot(out / "ablation.png", preset, result, keys)
+    return result
+
+
+def _aggregate(preset: str, runs: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> dict[str, Any]:
+    variants = []
+    for v, rows in runs.items():
+        stats = {}
+        for k in keys:
+            vals = [float(r[k]) for r in rows if isinstance(r.get(k), (int, float))]
+            if vals:
+                stats[k] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "values": vals}
+        variants.append({"variant": _label(v), "preset": preset + v, "runs": rows, "metrics": stats})
+    return {"preset": preset, "variants": variants}
+
+
+def _table(preset: str, result: dict[str, Any], keys: tuple[str, ...]) -> str:
+    head = "| variant | " + " | ".join(keys) + " |"
+    lines = [f"Ablation of `{preset}` (mean +- std over seeds)", "", head, "|" + "---|" * (len(keys) + 1)]
+    for row in result["variants"]:
+        cells = []
+        for k in keys:
+            s = row["metrics"].get(k)
+            cells.append(f"{s['mean']:.3f} +- {s['std']:.3f}" if s else "n/a")
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _plot(path: Path, preset: str, result: dict[str, Any], keys: tuple[str, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = result["variants"]
+    n = len(rows)
+    fig = plt.figure(figsize=(max(6, 2.2 * n), 6), dpi=100)
+    ax = fig.add_subplot(2, 1, 1)
+    if keys:
+        k = keys[0]
+        means = [r["metrics"].get(k, {}).get("mean", np.nan) for r in rows]
+        stds = [r["metrics"].get(k, {}).get("std", 0.0) for r in rows]
+        ax.bar(range(n), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+        ax.set_xticks(range(n), [r["variant"] for r in rows], fontsize=8)
+        ax.set_ylabel(k)
+        ax.set_title(f"{preset}: {k} per variant (mean +- std over seeds)", fontsize=10)
+    for i, r in enumerate(rows):
+        img_path = Path(r["runs"][0]["folder"]) / "samples" / "latest.png"
+        sub = fig.add_subplot(2, n, n + i + 1)
+        sub.axis("off")
+        sub.set_title(r["variant"], fontsize=8)
+        if img_path.exists():
+            sub.imshow(np.asarray(Image.open(img_path).convert("RGB")))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

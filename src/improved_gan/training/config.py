@@ -1,0 +1,217 @@
+"""Typed, frozen training configurations and their ``--set KEY=VALUE`` overrides.
+
+A :class:`Config` groups five frozen dataclasses; a field is addressed by its dotted name
+(``optim.lr``, ``loss.real_target``, ``data.labels_per_class``). Which techniques are on is decided by these fields
+once, when :func:`improved_gan.training.experiment.build_experiment` builds the models and losses.
+
+Batch size semantics: ``data.batch_size`` is the batch of ONE process (per rank). Under ``torchrun`` the global batch
+is ``batch_size * world_size``; ``config.json`` records both (see :mod:`improved_gan.training.distributed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from improved_gan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "fashion-mnist"
+    labels_per_class: int = 10  # labelled examples per class (SPEC §6: 10 -> 100 labels); 0 = no labels
+    label_seed: int = 1  # the reference code's --seed_data: chooses the labelled subset
+    batch_size: int = 100  # per process
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "mnist"  # mnist | cifar | svhn | dcgan | toy
+    z_dim: int = 100
+    minibatch_kernels: int = 0  # 0 = no minibatch discrimination (SPEC §2)
+    minibatch_kernel_dim: int = 5
+    generator_norm: str = "batch"  # batch | virtual | none  (virtual = VBN, SPEC §5)
+    init_batch: int = 500  # examples for the data-dependent initialisation (reference: trainx[:500])
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    use_labels: bool = True  # K+1-class discriminator trained with labels (SPEC §6); False = unsupervised D
+    unsupervised_weight: float = 0.5  # reference: 0.5 inside loss_unl times --unlabeled_weight 1
+    generator: str = "feature_matching"  # feature_matching | nonsaturating
+    feature_distance: str = "mse"  # l2 | mse | l1 (SPEC §1)
+    real_target: float = 1.0  # one-sided label smoothing: 0.9 (SPEC §4)
+    historical_averaging: float = 0.0  # weight of the HA penalty for both players; 0 = off (SPEC §3)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "reference_adam"  # reference_adam | adam
+    lr: float = 0.003
+    beta1: float = 0.5
+    beta2: float = 0.999
+    eps: float = 1e-8
+    decay_start: float = 1.0  # fraction of training after which lr decays linearly to 0 (reference CIFAR: 2/3)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 180_000  # discriminator updates (reference MNIST: 300 epochs x 600 steps)
+    eval_every: int = 600
+    checkpoint_every: int = 600
+    ema_decay: float = 0.9999  # EMA of D's parameters for evaluation (reference code)
+    eval_samples: int = 10_000  # generated samples for sample-quality metrics
+    metrics: tuple[str, ...] = ()  # sample-quality metrics; () = the data set's defaults
+    sample_grid: int = 100  # images in each samples/*.png grid
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "custom"
+    kind: str = "ssl"  # ssl | gan
+    seed: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+_CHOICES = {
+    "kind": ("ssl", "gan"),
+    "model.arch": ("mnist", "cifar", "svhn", "dcgan", "toy"),
+    "model.generator_norm": ("batch", "virtual", "none"),
+    "loss.generator": ("feature_matching", "nonsaturating"),
+    "loss.feature_distance": ("l2", "mse", "l1"),
+    "optim.name": ("reference_adam", "adam"),
+}
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def flat_fields(cfg: Config) -> dict[str, Any]:
+    """All leaf fields of ``cfg`` by dotted name, e.g. ``{"optim.lr": 0.003, ...}``."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            for g in fields(value):
+                out[f"{f.name}.{g.name}"] = getattr(value, g.name)
+        else:
+            out[f.name] = value
+    return out
+
+
+def _parse_value(key: str, text: str, typ: Any) -> Any:
+    origin = typing.get_origin(typ)
+    try:
+        if typ is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+        if typ is str:
+            return text
+        if origin is tuple:
+            return tuple(s.strip() for s in text.split(",") if s.strip())
+        if origin in (typing.Union, types.UnionType):
+            return text
+    except ValueError:
+        name = getattr(typ, "__name__", str(typ))
+        raise ConfigError(f"--set {key}={text}: expected a value of type {name}") from None
+    raise ConfigError(f"--set {key}: cannot set a field of type {typ}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check choices and ranges; raise :class:`ConfigError` naming the field."""
+    flat = flat_fields(cfg)
+    for key, allowed in _CHOICES.items():
+        if flat[key] not in allowed:
+            raise ConfigError(f"{key}={flat[key]!r}: expected one of {', '.join(allowed)}")
+    positive = ["data.batch_size", "model.z_dim", "train.steps", "train.eval_every", "train.checkpoint_every",
+                "train.eval_samples", "model.init_batch"]
+    for key in positive:
+        if flat[key] <= 0:
+            raise ConfigError(f"{key}={flat[key]}: expected a positive integer")
+    for key in ("data.labels_per_class", "model.minibatch_kernels", "train.sample_grid"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key}={flat[key]}: expected a non-negative integer")
+    if not 0.0 < flat["optim.lr"]:
+        raise ConfigError(f"optim.lr={flat['optim.lr']}: expected a positive learning rate")
+    for key in ("optim.beta1", "optim.beta2", "train.ema_decay"):
+        if not 0.0 <= flat[key] < 1.0:
+            raise ConfigError(f"{key}={flat[key]}: expected a number in [0, 1)")
+    if not 0.0 < flat["loss.real_target"] <= 1.0:
+        raise ConfigError(f"loss.real_target={flat['loss.real_target']}: expected a number in (0, 1]")
+    if not 0.0 <= flat["optim.decay_start"] <= 1.0:
+        raise ConfigError(f"optim.decay_start={flat['optim.decay_start']}: expected a fraction in [0, 1]")
+    if flat["loss.historical_averaging"] < 0 or flat["loss.unsupervised_weight"] < 0:
+        raise ConfigError("loss weights must be non-negative")
+    if cfg.kind == "ssl" and (not cfg.loss.use_labels or cfg.data.labels_per_class == 0):
+        raise ConfigError("kind=ssl needs loss.use_labels=true and data.labels_per_class > 0")
+    return cfg
+
+
+def override(cfg: Config, assignments: list[str] | tuple[str, ...]) -> Config:
+    """Apply ``KEY=VALUE`` strings (dotted field names) to a frozen config; unknown keys raise ConfigError."""
+    flat = flat_fields(cfg)
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in flat:
+            raise ConfigError(f"--set {key}: unknown configuration key (known: {', '.join(sorted(flat))})")
+        if "." in key:
+            group, name = key.split(".", 1)
+            sub = getattr(cfg, group)
+            value = _parse_value(key, text, _field_types(type(sub))[name])
+            cfg = replace(cfg, **{group: replace(sub, **{name: value})})
+        else:
+            value = _parse_value(key, text, _field_types(Config)[key])
+            cfg = replace(cfg, **{key: value})
+    return validate(cfg)
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. a run's ``config.json``)."""
+    try:
+        groups = {}
+        hints = _field_types(Config)
+        for f in fields(Config):
+            if dataclasses.is_dataclass(hints[f.name]):
+                sub_cls = hints[f.name]
+                sub = dict(d[f.name])
+                for g in fields(sub_cls):
+                    if g.name in sub and typing.get_origin(_field_types(sub_cls)[g.name]) is tuple:
+                        sub[g.name] = tuple(sub[g.name])
+                groups[f.name] = sub_cls(**sub)
+            elif f.name in d:
+                groups[f.name] = d[f.name]
+        return validate(Config(**groups))
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"config.json: not an improved-gan configuration ({exc})") from None
+
+
+def diff_fields(a: Config, b: Config) -> set[str]:
+    """Dotted names of the fields that differ between two configs (the preset name excluded)."""
+    fa, fb = flat_fields(a), flat_fields(b)
+    return {k for k in fa if k != "preset" and fa[k] != fb[k]}

@@ -1,0 +1,137 @@
+"""Multi-process training with ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on CUDA).
+
+Design: every rank holds a full copy of both networks. After each backward pass, :func:`average_gradients`
+all-reduces the gradients (mean over ranks) so every optimizer takes the same step and the parameters, the
+evaluation EMA and the historical averages stay identical on every rank (they are updated from identical
+parameters). We do this explicitly rather than through ``DistributedDataParallel`` because one GAN step runs the
+discriminator several times (labelled, unlabelled, generated and feature-matching passes, some without gradient),
+which DDP's one-forward-one-backward hooks do not describe.
+
+How each technique keeps its meaning (issue 7):
+
+- Losses that are means over a rank's batch (the K+1 losses, BCE): the mean of the per-rank gradients equals the
+  gradient of the loss over the global batch, because every rank has the same per-rank batch size.
+- Feature matching compares GLOBAL batch means: :func:`global_mean` all-reduces the per-rank means (the real side
+  without gradient, the generated side with the local contribution kept differentiable, see its docstring).
+- Minibatch discrimination sees each rank's local batch (its per-rank batch is the effective batch of that layer,
+  as in the paper's multi-GPU ImageNet code).
+- Virtual batch norm: the reference z is drawn from the run seed, identical on every rank.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_from_env(device: str) -> DistInfo:
+    """Initialise the process group from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), if present."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def average_gradients(module: nn.Module, info: DistInfo) -> None:
+    """All-reduce (mean) the gradients of ``module`` in one flat buffer."""
+    if not info.enabled:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= info.world_size
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+def broadcast_module(module: nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's parameters and buffers to every rank."""
+    if not info.enabled:
+        return
+    for t in list(module.parameters()) + list(module.buffers()):
+        with torch.no_grad():
+            dist.broadcast(t.data, src=0)
+
+
+def average_buffers(module: nn.Module, info: DistInfo) -> None:
+    """Average floating-point buffers (batch-norm running statistics) over ranks so they stay identical."""
+    if not info.enabled:
+        return
+    for b in module.buffers():
+        if b.is_floating_point():
+            dist.all_reduce(b.data)
+            b.data /= info.world_size
+
+
+def global_mean(local_mean: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Mean over ranks of equal-sized per-rank batch means, differentiable in THIS rank's contribution.
+
+    Returns ``(sum_k m_k) / W`` whose value is the global batch mean and whose gradient flows into ``local_mean``
+    only (the other ranks' means enter as constants). A loss ``L(global mean)`` computed this way on every rank,
+    multiplied by ``W`` and followed by :func:`average_gradients`, has exactly the gradient of ``L`` over the
+    global batch: the mean over ranks of ``W * dL/dm_k * dm_k/dtheta`` is ``sum_k dL/dm_k dm_k/dtheta``.
+    """
+    if not info.enabled:
+        return local_mean
+    total = local_mean.detach().clone()
+    dist.all_reduce(total)
+    return (total - local_mean.detach() + local_mean) / info.world_size
+
+
+def all_gather_tensor(t: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
+    """Gather a same-shaped tensor from every rank (e.g. RNG states for a checkpoint)."""
+    if not info.enabled:
+        return [t]
+    out = [torch.empty_like(t) for _ in range(info.world_size)]
+    dist.all_gather(out, t.contiguous())
+    return out
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def broadcast_flag(flag: bool, info: DistInfo) -> bool:
+    """Rank 0's decision (e.g. "the time budget is over") for every rank."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    dist.broadcast(t, src=0)
+    return bool(t.item())

@@ -1,0 +1,89 @@
+"""``improved-gan evaluate`` and ``improved-gan sample`` on a finished (or interrupted) run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from improved_gan.data import is_toy
+from improved_gan.errors import CheckpointError, UserError
+from improved_gan.training.checkpoint import GENERATOR_FORMAT, atomic_write_json, load_checkpoint
+from improved_gan.training.experiment import build_networks
+from improved_gan.training.images import save_grid, save_scatter
+from improved_gan.training.loop import Trainer
+from improved_gan.training.run import SAMPLE_SEED, RunFolder, load_train_data, read_run_config
+
+
+def evaluate_run(root: str | Path, *, metrics: tuple[str, ...] | None = None, num_samples: int | None = None,
+                 data_dir: str | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Evaluate the latest checkpoint of a run; write ``evaluation.json``; return the results.
+
+    Semi-supervised runs: test accuracy of the EMA discriminator (and of the raw one). GAN runs: the sample-quality
+    metrics of the registry (the run's by default) on ``num_samples`` generated samples.
+    """
+    folder = RunFolder(root)
+    cfg, _run = read_run_config(folder.root)
+    state = load_checkpoint(folder.last)
+    data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
+    trainer = Trainer(cfg, data, device=device)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{folder.last}: does not match the run's configuration ({exc})") from None
+    out: dict[str, Any] = {"step": trainer.step}
+    if data.test_x is not None and cfg.loss.use_labels:
+        acc = trainer.test_accuracy(use_ema=True)
+        out.update(test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=trainer.test_accuracy(use_ema=False))
+    names = metrics
+    if names is None and cfg.kind == "gan":
+        names = cfg.train.metrics if cfg.train.metrics not in ((), ("none",)) else None
+        if names is None:
+            from improved_gan.metrics import default_metrics
+
+            names = tuple(default_metrics(cfg.data.dataset))
+    if names:
+        from improved_gan.metrics import compute_metrics
+
+        n = num_samples or cfg.train.eval_samples
+        samples = to_unit(trainer.generate(n, seed=SAMPLE_SEED + 1))
+        out["num_samples"] = n
+        out.update(compute_metrics(names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device))
+    atomic_write_json(folder.root / "evaluation.json", out)
+    return out
+
+
+def load_generator(root: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+    """The generator of a run from its small ``generator.pt`` (VBN reference statistics included)."""
+    folder = RunFolder(root)
+    cfg, run = read_run_config(folder.root)
+    state = load_checkpoint(folder.generator, fmt=GENERATOR_FORMAT)
+    g, _ = build_networks(cfg, image_shape=tuple(run["image_shape"]), num_classes=int(run["num_classes"]))
+    try:
+        g.load_state_dict(state["G"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{folder.generator}: does not match the run's generator ({exc})") from None
+    return g.to(device).eval(), cfg
+
+
+@torch.no_grad()
+def sample_run(root: str | Path, *, num: int, out: str | Path, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+    """Write ``num`` samples of a run's generator as a PNG grid (a scatter plot for 2-D toy data)."""
+    g, cfg = load_generator(root, device=device)
+    gen = torch.Generator().manual_seed(seed)
+    z = g.sample_z(num, generator=gen).to(device)
+    x = g(z).float().cpu()
+    if is_toy(cfg.data.dataset):
+        from improved_gan.data import load_toy
+
+        save_scatter(x, out, centres=load_toy(cfg.data.dataset).centres, title=f"{cfg.preset}: {num} samples")
+    else:
+        from improved_gan.data import to_unit
+
+        if x.ndim != 4:
+            raise UserError(f"{root}: generator output has shape {tuple(x.shape)}, expected images")
+        save_grid(to_unit(cfg.data.dataset, x), out)
+    return x
+
+

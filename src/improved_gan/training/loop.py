@@ -1,0 +1,314 @@
+"""The GAN training loop: one discriminator step then one generator step, with evaluation and checkpoints.
+
+One step (SPEC §6; openai/improved-gan ``train_*_feature_matching.py``):
+
+1. Discriminator: a labelled batch (when labels are used), an unlabelled batch and a generated batch. The generator
+   runs without gradient here. If the discriminator has no batch-coupled layer the three batches run as ONE forward
+   pass (per-example noise makes it the same computation); with minibatch discrimination or batch norm they run
+   separately, as the paper requires (real and generated statistics must not mix).
+2. Generator: a second, independently drawn unlabelled batch. With feature matching, the real features are computed
+   without gradient, and the discriminator's parameters are frozen so backward computes no weight gradients of D.
+   The discriminator's noise stays on in this pass (train mode), as in the reference code.
+3. The evaluation EMA of D and the historical averages (SPEC §3) are updated after the optimizer steps.
+
+All randomness comes from generators whose states are saved in the checkpoint (the global torch RNG drives the
+noise layers), so a resumed run is bit-identical to an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from improved_gan.data import EpochBatcher, labeled_subset
+from improved_gan.errors import CheckpointError
+from improved_gan.nn import data_dependent_init, virtual_batch_reference
+from improved_gan.optim import make_optimizer
+from improved_gan.regularizers import HistoricalAveraging
+from improved_gan.training import distributed as D_
+from improved_gan.training.config import Config
+from improved_gan.training.ema import EMA
+from improved_gan.training.experiment import build_losses, build_networks, is_batch_coupled, uses_vbn
+
+
+@dataclass
+class TrainData:
+    """What the loop needs of a data set, already on the device and normalised.
+
+    For image sets: ``train_x (N, C, H, W)``, ``train_y (N,)``, ``test_x``, ``test_y``. For toy 2-D sets, ``toy`` is
+    the mixture (``sample(n, generator)``) and the tensors are None.
+    """
+
+    name: str
+    image_shape: tuple[int, ...]
+    num_classes: int
+    train_x: torch.Tensor | None = None
+    train_y: torch.Tensor | None = None
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    toy: Any = None
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across runs and platforms)."""
+    h = 1469598103934665603
+    for p in parts:
+        h = ((h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 1099511628211) & 0x7FFFFFFFFFFFFFFF
+    return h
+
+
+class Trainer:
+    """Owns the networks, optimizers and training state of one run (one rank, under torchrun)."""
+
+    def __init__(self, cfg: Config, data: TrainData, *, device: str = "cpu", dist: D_.DistInfo | None = None):
+        self.cfg = cfg
+        self.data = data
+        self.device = torch.device(device)
+        self.dist = dist or D_.DistInfo()
+        bs = cfg.data.batch_size
+
+        # Parameters and the data-dependent init come from the run seed alone: identical on every rank.
+        torch.manual_seed(_seed(cfg.seed, 0))
+        self.G, self.D = build_networks(cfg, image_shape=data.image_shape, num_classes=data.num_classes)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.objectives = build_losses(cfg)
+        self.joint_d_pass = not is_batch_coupled(self.D)
+        self.vbn = uses_vbn(self.G)
+
+        init_gen = torch.Generator().manual_seed(_seed(cfg.seed, 1))
+        ref_gen = torch.Generator().manual_seed(_seed(cfg.seed, 2))
+        self.z_ref = self.G.sample_z(bs, generator=ref_gen).to(self.device)  # VBN reference batch (SPEC §5)
+        if data.toy is not None:
+            x_init = data.toy.sample(cfg.model.init_batch, generator=init_gen).to(self.device)
+        else:
+            idx = torch.randperm(data.train_x.shape[0], generator=init_gen)[: cfg.model.init_batch]
+            x_init = data.train_x[idx.to(data.train_x.device)]
+        z_init = self.G.sample_z(cfg.model.init_batch, generator=init_gen).to(self.device)
+        with torch.no_grad():
+            if self.vbn:
+                with virtual_batch_reference(self.G):
+                    self.G(self.z_ref)
+            data_dependent_init(self.G, z_init)
+            data_dependent_init(self.D, x_init)
+        D_.broadcast_module(self.G, self.dist)
+        D_.broadcast_module(self.D, self.dist)
+
+        oc = cfg.optim
+        self.opt_d = make_optimizer(oc.name, self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps)
+        self.opt_g = make_optimizer(oc.name, self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps)
+        self.ema = EMA(self.D, decay=cfg.train.ema_decay).to(self.device)
+        self.D_eval = copy.deepcopy(self.D)
+        ha = cfg.loss.historical_averaging
+        self.ha_d = HistoricalAveraging(self.D).to(self.device) if ha > 0 else None
+        self.ha_g = HistoricalAveraging(self.G).to(self.device) if ha > 0 else None
+
+        # Data order: disjoint shards per rank, the same permutations on every rank.
+        r, w = self.dist.rank, self.dist.world_size
+        self.lab_idx = None
+        if cfg.loss.use_labels and data.toy is None:
+            self.lab_idx = labeled_subset(data.train_y.cpu(), cfg.data.labels_per_class, cfg.data.label_seed)
+            self.lab_batcher = EpochBatcher(len(self.lab_idx), bs, seed=_seed(cfg.seed, 10), rank=r, world_size=w)
+        if data.toy is None:
+            n = data.train_x.shape[0]
+            self.unl_batcher = EpochBatcher(n, bs, seed=_seed(cfg.seed, 11), rank=r, world_size=w)
+            self.unl2_batcher = EpochBatcher(n, bs, seed=_seed(cfg.seed, 12), rank=r, world_size=w)
+        # Per-rank random streams: z, toy data, and the global RNG that drives noise/dropout layers.
+        self.z_gen = torch.Generator().manual_seed(_seed(cfg.seed, 20, r))
+        self.toy_gen = torch.Generator().manual_seed(_seed(cfg.seed, 21, r))
+        torch.manual_seed(_seed(cfg.seed, 22, r))
+        self.step = 0
+        self.wall_seconds = 0.0
+
+    # ------------------------------------------------------------------------------------------------ batches
+    def _real_batch(self, batcher) -> torch.Tensor:
+        bs = self.cfg.data.batch_size
+        if self.data.toy is not None:
+            return self.data.toy.sample(bs, generator=self.toy_gen).to(self.device)
+        idx = batcher.next_indices()
+        return self.data.train_x[idx.to(self.data.train_x.device)].to(self.device, non_blocking=True)
+
+    def _labeled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.lab_idx[self.lab_batcher.next_indices()]
+        idx = idx.to(self.data.train_x.device)
+        return self.data.train_x[idx].to(self.device), self.data.train_y[idx].to(self.device)
+
+    def _z(self, n: int) -> torch.Tensor:
+        return self.G.sample_z(n, generator=self.z_gen).to(self.device)
+
+    def _lr(self) -> float:
+        oc, steps = self.cfg.optim, self.cfg.train.steps
+        if oc.decay_start >= 1.0:
+            return oc.lr
+        frac = self.step / steps
+        return oc.lr * min(1.0, max(0.0, (1.0 - frac) / (1.0 - oc.decay_start)))
+
+    # --------------------------------------------------------------------------------------------------- step
+    def train_step(self) -> dict[str, float]:
+        """One discriminator update and one generator update; returns the losses as floats."""
+        cfg, bs = self.cfg, self.cfg.data.batch_size
+        lr = self._lr()
+        for opt in (self.opt_d, self.opt_g):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        use_labels = self.lab_idx is not None
+        self.G.train()
+        self.D.train()
+
+        # ---- discriminator step
+        x_unl = None if self.data.toy is not None else self._real_batch(self.unl_batcher)
+        if x_unl is None:
+            x_unl = self._real_batch(None)
+        x_lab, y_lab = self._labeled_batch() if use_labels else (None, None)
+        if self.vbn:  # the fixed reference z through the CURRENT generator, with gradient (used in the G step too)
+            with virtual_batch_reference(self.G):
+                self.G(self.z_ref)
+        with torch.no_grad():
+            x_fake = self.G(self._z(bs))
+        if self.joint_d_pass:
+            parts = ([x_lab] if use_labels else []) + [x_unl, x_fake]
+            logits, _ = self.D(torch.cat(parts))
+            chunks = torch.split(logits, [p.shape[0] for p in parts])
+            l_lab, l_unl, l_fake = chunks if use_labels else (None, *chunks)
+        else:
+            l_lab = self.D(x_lab)[0] if use_labels else None
+            l_unl = self.D(x_unl)[0]
+            l_fake = self.D(x_fake)[0]
+        loss_d, parts_d = self.objectives.discriminator(l_lab, y_lab, l_unl, l_fake)
+        if self.ha_d is not None:
+            loss_d = loss_d + cfg.loss.historical_averaging * self.ha_d.penalty()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        D_.average_gradients(self.D, self.dist)
+        self.opt_d.step()
+
+        # ---- generator step (D frozen: no weight gradients for D)
+        for p in self.D.parameters():
+            p.requires_grad_(False)
+        try:
+            x_gen = self.G(self._z(bs))
+            logits_gen, f_fake = self.D(x_gen)
+            if self.objectives.feature_matching:
+                x_unl2 = self._real_batch(getattr(self, "unl2_batcher", None))
+                with torch.no_grad():
+                    f_real = self.D(x_unl2)[1]
+                real_mean = D_.global_mean(f_real.flatten(1).mean(0), self.dist)  # (F,)
+                fake_mean = D_.global_mean(f_fake.flatten(1).mean(0), self.dist)  # (F,)
+                loss_g = self.objectives.generator(logits_gen, real_mean, fake_mean) * self.dist.world_size
+            else:
+                loss_g = self.objectives.generator(logits_gen, None, None)
+            if self.ha_g is not None:
+                loss_g = loss_g + cfg.loss.historical_averaging * self.ha_g.penalty()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            for p in self.D.parameters():
+                p.requires_grad_(True)
+        D_.average_gradients(self.G, self.dist)
+        self.opt_g.step()
+        D_.average_buffers(self.G, self.dist)
+
+        self.ema.update()
+        if self.ha_d is not None:
+            self.ha_d.update()
+            self.ha_g.update()
+        self.step += 1
+        out = {"loss_d": loss_d.item(), "loss_g": loss_g.item() / self.dist.world_size, "lr": lr}
+        out.update({k: v.item() for k, v in parts_d.items()})
+        return out
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def test_accuracy(self, *, use_ema: bool = True, batch_size: int = 1000) -> float:
+        """Accuracy of D's K logits on the test set, noise off (eval mode), with the EMA parameters by default."""
+        net = self.D_eval if use_ema else self.D
+        if use_ema:
+            self.ema.copy_to(self.D_eval)
+        was_training = net.training
+        net.eval()
+        correct = 0
+        x, y = self.data.test_x, self.data.test_y
+        for i in range(0, x.shape[0], batch_size):
+            logits = net(x[i : i + batch_size].to(self.device))[0]
+            correct += (logits.argmax(1).cpu() == y[i : i + batch_size].cpu()).sum().item()
+        net.train(was_training)
+        return correct / x.shape[0]
+
+    @torch.no_grad()
+    def generate(self, n: int, *, seed: int, batch_size: int = 500) -> torch.Tensor:
+        """``n`` samples from a fixed seed, generator in eval mode, on the CPU in the model's output range."""
+        gen = torch.Generator().manual_seed(seed)
+        was_training = self.G.training
+        self.G.eval()
+        out = []
+        for i in range(0, n, batch_size):
+            z = self.G.sample_z(min(batch_size, n - i), generator=gen).to(self.device)
+            out.append(self.G(z).float().cpu())
+        self.G.train(was_training)
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        rng = self._gather_rng()
+        state = {
+            "step": self.step,
+            "wall_seconds": self.wall_seconds,
+            "world_size": self.dist.world_size,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "ema": self.ema.state_dict(),
+            "z_ref": self.z_ref,
+            "rng": rng,
+            "batchers": {},
+        }
+        for name in ("lab_batcher", "unl_batcher", "unl2_batcher"):
+            if hasattr(self, name):
+                state["batchers"][name] = getattr(self, name).state_dict()
+        if self.ha_d is not None:
+            state["ha_d"] = self.ha_d.state_dict()
+            state["ha_g"] = self.ha_g.state_dict()
+        if self.lab_idx is not None:
+            state["labeled_indices"] = self.lab_idx
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.wall_seconds = float(state["wall_seconds"])
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.ema.load_state_dict(state["ema"])
+        self.z_ref = state["z_ref"].to(self.device)
+        for name, s in state["batchers"].items():
+            getattr(self, name).load_state_dict(s)
+        if self.ha_d is not None:
+            self.ha_d.load_state_dict(state["ha_d"])
+            self.ha_g.load_state_dict(state["ha_g"])
+        rng = state["rng"]
+        saved_world = len(rng["torch"])
+        if saved_world != self.dist.world_size:
+            raise CheckpointError(
+                f"checkpoint was written by {saved_world} process(es); resume it with the same number "
+                f"(got {self.dist.world_size})"
+            )
+        r = self.dist.rank
+        torch.set_rng_state(rng["torch"][r])
+        self.z_gen.set_state(rng["z"][r])
+        self.toy_gen.set_state(rng["toy"][r])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"][r], self.device)
+
+    def _gather_rng(self) -> dict[str, list[torch.Tensor]]:
+        """Every rank's random-number-generator states, as lists indexed by rank (collective under torchrun)."""
+        states = {"torch": torch.get_rng_state(), "z": self.z_gen.get_state(), "toy": self.toy_gen.get_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        comm = self.device if self.device.type == "cuda" else torch.device("cpu")  # NCCL gathers CUDA tensors
+        return {k: [t.cpu() for t in D_.all_gather_tensor(v.to(comm), self.dist)] for k, v in states.items()}
