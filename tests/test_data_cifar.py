@@ -134,7 +134,8 @@ def test_py_structure_checks(tmp_path):
     good = np.zeros((2, 3072), dtype=np.uint8)
     assert "expected a dict" in _write_py(tmp_path, [good, [0, 1]])
     assert "b'data'" in _write_py(tmp_path, {b"labels": [0, 1]})
-    assert "b'data'" in _write_py(tmp_path, {b"data": good.astype(np.float32), b"labels": [0, 1]})
+    assert "dtype 'f4'" in _write_py(tmp_path, {b"data": good.astype(np.float32), b"labels": [0, 1]})
+    assert "b'data'" in _write_py(tmp_path, {b"data": good.astype(np.int8), b"labels": [0, 1]})
     assert "b'data'" in _write_py(tmp_path, {b"data": good.reshape(2, 3, 1024), b"labels": [0, 1]})
     assert "b'labels'" in _write_py(tmp_path, {b"data": good, b"labels": np.array([0, 1])})
     assert "b'labels'" in _write_py(tmp_path, {b"data": good, b"labels": [0, "1"]})
@@ -150,3 +151,13 @@ def test_py_truncated_and_garbage(tmp_path):
     assert str(path) in _error(lambda: read_cifar_py(path))
     path.write_bytes(b"not a pickle at all")
     assert "CIFAR-10 pickle" in _error(lambda: read_cifar_py(path))
+
+
+def test_malformed_dtype_state_is_an_error_not_a_crash(tmp_path):
+    # Found by fuzzing: a dtype state tuple missing items ((3, 'N', None, -1, -1, 0) here) crashes the
+    # interpreter inside numpy's own dtype.__setstate__; the reader must never hand such state to numpy.
+    data = cifar_py_bytes(np.zeros((2, 3, 32, 32), dtype=np.uint8), [0, 1], python2=True)
+    at = data.index(b"U\x01|") + 2  # SHORT_BINSTRING '|' (the byte order), then BINPUT, NONE
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(data[:at] + data[at + 4 :])
+    assert "dtype" in _error(lambda: read_cifar_py(path))

@@ -49,7 +49,8 @@ def test_forward_matches_pair_loop(exclude_self, bias):
         if bias:
             layer.bias.normal_()
     x = torch.randn(7, 6, dtype=torch.float64)
-    expected = loop_oracle(_np(x), _np(layer.T), None if layer.bias is None else _np(layer.bias), exclude_self)
+    b = None if layer.bias is None else _np(layer.bias)
+    expected = loop_oracle(_np(x), _np(layer.T), b, exclude_self)
     torch.testing.assert_close(layer(x), torch.from_numpy(expected))
 
 
@@ -59,6 +60,12 @@ def test_self_term_is_exactly_one_per_kernel():
     with_self = minibatch_similarity(M, exclude_self=False)
     without = minibatch_similarity(M, exclude_self=True)
     torch.testing.assert_close(with_self - without, torch.ones(9, 5, dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_excluded_self_term_does_not_swamp_small_terms_in_float32():
+    M = torch.tensor([[[0.0, 0.0]], [[10.0, 10.0]]])  # two examples at L1 distance 20, one kernel
+    o = minibatch_similarity(M, exclude_self=True)
+    torch.testing.assert_close(o, torch.full((2, 1), float(np.exp(-20.0))), rtol=1e-6, atol=0)
 
 
 def test_T_is_weight_normalised_over_A():

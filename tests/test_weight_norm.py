@@ -29,7 +29,12 @@ def numpy_weight(v: np.ndarray, g: np.ndarray, unit_axis: int) -> np.ndarray:
 LAYERS = [
     (lambda: WeightNormLinear(6, 4), (16, 6), 0, -1),
     (lambda: WeightNormConv2d(3, 5, 3, stride=2, padding=1), (4, 3, 7, 7), 0, 1),
-    (lambda: WeightNormConvTranspose2d(3, 5, (3, 2), stride=2, padding=1, output_padding=1), (4, 3, 5, 5), 1, 1),
+    (
+        lambda: WeightNormConvTranspose2d(3, 5, (3, 2), stride=2, padding=1, output_padding=1),
+        (4, 3, 5, 5),
+        1,
+        1,
+    ),
 ]
 
 
@@ -170,7 +175,11 @@ def test_gradcheck_and_train_scale():
         names = [n for n, _ in layer.named_parameters()]
         params = [p.detach().clone().requires_grad_(True) for _, p in layer.named_parameters()]
         x = x.double().requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda x, *ps: functional_call(layer, dict(zip(names, ps)), (x,)), (x, *params))
+
+        def f(x, *ps, layer=layer, names=names):
+            return functional_call(layer, dict(zip(names, ps)), (x,))
+
+        assert torch.autograd.gradcheck(f, (x, *params))
     frozen = WeightNormLinear(3, 2, train_scale=False)
     assert not frozen.g.requires_grad and frozen.v.requires_grad
 

@@ -44,54 +44,150 @@ CIFAR_BIN_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test"
 CIFAR_PY_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
-def _allowed_globals() -> dict[tuple[str, str], object]:
-    """The only globals a CIFAR pickle may name: what numpy needs to rebuild arrays, dtypes and scalars.
-
-    Plus ``_codecs.encode`` limited to latin-1 (:func:`_latin1_encode`), with which Python 3 writes bytes at
-    pickle protocol 2; it only turns a str into bytes.
-    """
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric
-    allowed = {}
-    for module in ("numpy.core", "numpy._core"):
-        allowed[(f"{module}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{module}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{module}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol-5 arrays
-    allowed[("numpy", "ndarray")] = np.ndarray
-    allowed[("numpy", "dtype")] = np.dtype
-    allowed[("_codecs", "encode")] = _latin1_encode  # Python 3 protocol-2 pickles spell bytes this way
-    return allowed
+_INTEGER_DTYPES = ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8")
+_BYTE_ORDERS = ("|", "<", ">", "=")
 
 
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+def _text(value: object) -> str:
+    """A pickled short string: str (Python 3) or bytes (Python 2 ``str`` under encoding='bytes')."""
+    if isinstance(value, bytes):
+        return value.decode("ascii")
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+class _NDArrayType:
+    """Stands in for ``numpy.ndarray`` inside a pickle; only ever compared by identity."""
+
+
+class _DTypeStub:
+    """Records ``numpy.dtype(name, align, copy)`` and its pickled state; :meth:`resolve` checks, builds."""
+
+    def __init__(self, name: object, align: object = False, copy: object = True) -> None:
+        self.name, self.state = name, None
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+    def resolve(self) -> np.dtype:
+        name = _text(getattr(self, "name", None))
+        if name not in _INTEGER_DTYPES:
+            raise ValueError(f"dtype {name!r} not allowed (expected an integer dtype)")
+        state, order = getattr(self, "state", None), "|"
+        if state is not None:
+            if not isinstance(state, tuple) or len(state) < 2 or any(v is not None for v in state[2:5]):
+                raise ValueError("malformed dtype state (expected a plain integer dtype)")
+            order = _text(state[1])
+        if order not in _BYTE_ORDERS:
+            raise ValueError(f"dtype byte order {order!r} (expected one of {_BYTE_ORDERS})")
+        dtype = np.dtype(name)
+        return dtype.newbyteorder(order) if order in "<>" else dtype
+
+
+class _ArrayStub:
+    """Records an ndarray's pickled state ``(version, shape, dtype, is_fortran, raw bytes)``."""
+
+    def __init__(self, state: object = None) -> None:
+        self.state = state
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+    def resolve(self) -> np.ndarray:
+        state = getattr(self, "state", None)
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise ValueError("malformed array state")
+        shape, dtype, fortran, raw = state[-4:]
+        if not (isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)):
+            raise ValueError(f"malformed array shape {shape!r}")
+        if not isinstance(dtype, _DTypeStub) or not isinstance(fortran, (bool, int)):
+            raise ValueError("malformed array state")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise ValueError(f"array data is {type(raw).__name__} (expected bytes)")
+        dtype_ = dtype.resolve()
+        count = int(np.prod(shape, dtype=object))
+        if len(raw) != count * dtype_.itemsize:
+            raise ValueError(f"array data holds {len(raw)} bytes for shape {shape} of {dtype_}")
+        flat = np.frombuffer(bytes(raw), dtype=dtype_, count=count)  # (count,)
+        return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _reconstruct(subtype: object, shape: object, typecode: object) -> _ArrayStub:
+    """Stand-in for ``numpy.core.multiarray._reconstruct``: an empty array to be filled by its state."""
+    if subtype is not _NDArrayType:
+        raise ValueError("only plain numpy arrays are allowed")
+    return _ArrayStub()
+
+
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> _ArrayStub:
+    """Stand-in for ``numpy.core.numeric._frombuffer`` (arrays at pickle protocol 5)."""
+    return _ArrayStub((1, shape, dtype, _text(order) == "F", buffer))
+
+
+def _scalar(dtype: object, data: object = None) -> int:
+    """Stand-in for ``numpy.core.multiarray.scalar``: an integer numpy scalar, returned as a Python int."""
+    if not isinstance(dtype, _DTypeStub) or not isinstance(data, (bytes, bytearray)):
+        raise ValueError("malformed numpy scalar")
+    dtype_ = dtype.resolve()
+    if len(data) != dtype_.itemsize:
+        raise ValueError(f"numpy scalar of {dtype_} holds {len(data)} bytes")
+    return int(np.frombuffer(bytes(data), dtype=dtype_)[0])
+
+
+def _latin1_encode(text: object, encoding: object = "latin1") -> bytes:
     """``_codecs.encode`` restricted to latin-1 text, the only use protocol-2 pickles of bytes make of it."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode allowed only for latin-1 text, not {encoding!r}")
+        raise ValueError(f"_codecs.encode allowed only for latin-1 text, not {encoding!r}")
     return text.encode("latin-1")
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only numpy's array-rebuilding globals; any other global is a DataError.
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    """The globals a CIFAR pickle may name, each mapped to a stand-in written here (never numpy's own)."""
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): _NDArrayType,
+        ("numpy", "dtype"): _DTypeStub,
+        ("_codecs", "encode"): _latin1_encode,  # Python 3 protocol-2 pickles spell bytes this way
+    }
+    for module in ("numpy.core", "numpy._core"):
+        allowed[(f"{module}.multiarray", "_reconstruct")] = _reconstruct
+        allowed[(f"{module}.multiarray", "scalar")] = _scalar
+        allowed[(f"{module}.numeric", "_frombuffer")] = _frombuffer
+    return allowed
 
-    Plain containers (dict, list, bytes, int) need no global. Loading through this class cannot import modules
-    or call functions other than those listed in :func:`_allowed_globals`.
+
+_ALLOWED = _allowed_globals()
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler whose ``find_class`` knows only the globals numpy arrays need; any other is a DataError.
+
+    The allowed names resolve to stand-ins (:class:`_DTypeStub`, :class:`_ArrayStub`, ...) that only record
+    their arguments and state; :meth:`load` then checks those and builds the arrays with ``np.frombuffer``.
+    So no function of numpy (or anything else) is ever called on the pickle's raw values: numpy's own
+    ``dtype.__setstate__`` crashes the interpreter on some malformed states (numpy 2.4.6, found by fuzzing).
+    Plain containers (dict, list, bytes, int) need no global.
     """
 
     def __init__(self, file, *, path: Path) -> None:
         super().__init__(file, encoding="bytes")
         self._path = path
-        self._allowed = _allowed_globals()
 
     def find_class(self, module: str, name: str) -> object:
-        found = self._allowed.get((module, name))
+        found = _ALLOWED.get((module, name))
         if found is None:
             raise DataError(
                 f"{self._path}: pickle refers to disallowed global {module}.{name} "
                 "(expected only numpy arrays, lists and ints)"
             )
         return found
+
+    def load(self) -> object:
+        """The unpickled object, with arrays that are values of a top-level dict built and checked."""
+        obj = super().load()
+        if isinstance(obj, dict):
+            obj = {k: v.resolve() if isinstance(v, _ArrayStub) else v for k, v in obj.items()}
+        return obj
 
 
 def _check_labels(labels: np.ndarray, path: Path) -> None:

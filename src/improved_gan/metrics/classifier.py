@@ -234,6 +234,8 @@ def train_classifier(
     epochs=4,
     batch_size=128,
     lr=2e-3,
+    width=32,
+    feature_dim=128,
     seed=0,
     device="cpu",
     progress=False,
@@ -249,7 +251,10 @@ def train_classifier(
     name = canonical_dataset(dataset_name)
     data = load_dataset(name, data_dir=data_dir)
     torch.manual_seed(seed)
-    model = SmallConvClassifier(data.train_images.shape[1], data.num_classes).to(device)
+    model = SmallConvClassifier(
+        data.train_images.shape[1], data.num_classes, width=width, feature_dim=feature_dim
+    )
+    model = model.to(device)
     t0 = time.perf_counter()
     fit_classifier(
         model,

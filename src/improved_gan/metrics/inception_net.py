@@ -228,8 +228,9 @@ class InceptionV3TF2015(nn.Module):
     random until :func:`improved_gan.metrics.inception.load_inception_weights` fills them; keep it in eval mode.
     """
 
-    def __init__(self):
+    def __init__(self, *, input_size: int = INPUT_SIZE):
         super().__init__()
+        self.input_size = input_size  # 299 for the 2015 graph; smaller (>= 75) only to make tests fast
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
@@ -253,7 +254,7 @@ class InceptionV3TF2015(nn.Module):
         """RGB ``images`` (N, 3, H, W) with values in [0, 255] (float or uint8) -> pool3 features (N, 2048)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"Inception-v3 expects RGB images (N, 3, H, W), got {tuple(images.shape)}")
-        x = resize_bilinear_tf1(images.float(), (INPUT_SIZE, INPUT_SIZE))  # (N, 3, 299, 299)
+        x = resize_bilinear_tf1(images.float(), (self.input_size,) * 2)  # (N, 3, 299, 299)
         x = (x - 128) / 128
         x = _chain(x, self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3)  # (N, 64, 147, 147)
         x = F.max_pool2d(x, 3, stride=2)  # (N, 64, 73, 73)

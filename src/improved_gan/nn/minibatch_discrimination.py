@@ -14,8 +14,9 @@ passed in, so real and generated samples are meant to be separate batches.
 Reference code (openai/improved-gan, ``mnist_svhn_cifar10/nn.py``, ``MinibatchLayer``) and how it is followed:
 
 - the sum excludes j = i (``exclude_self=True``, the default; the paper's form, with the constant
-  c_b(x_i, x_i) = 1, is ``exclude_self=False``). Here the self term is subtracted exactly (exp(-0) = 1)
-  rather than masked with a large distance;
+  c_b(x_i, x_i) = 1, is ``exclude_self=False``). The reference adds 1e6 to the self distance; here it is set
+  to infinity, so the self term is exactly 0 (subtracting 1 from the full sum would round away terms below
+  float32's resolution near 1);
 - T is weight-normalised over A with a learned log-scale per (b, c):
   ``T[:, b, c] = exp(log_scale[b, c]) * theta[:, b, c] / ||theta[:, b, c]||_2`` (``weight_norm=True``);
   ``weight_norm=False`` uses a plain tensor T = theta, as in the paper;
@@ -24,10 +25,10 @@ Reference code (openai/improved-gan, ``mnist_svhn_cifar10/nn.py``, ``MinibatchLa
   half the batch mean of the nearest-neighbour L1 distance ``min_{j != i} ||M_{i,b} - M_{j,b}||_1`` is 1, then
   sets bias so that o + bias has batch mean 0. The same is done here.
 
-Cost: the naive broadcast builds an (N, N, B, C) tensor, O(N^2 B C) memory. Here the pairwise L1 distances are
-computed by ``torch.cdist(p=1)`` in blocks of kernels (and of rows, for large N) holding at most
-``_block_elements`` entries of the (B, N, N) distance array; the backward pass recomputes them blockwise instead of
-saving them. Time O(N^2 B C) for forward and for backward; memory O(N B C) saved for backward plus
+Cost: the naive broadcast builds an (N, N, B, C) tensor, O(N^2 B C) memory. Here the pairwise L1 distances
+are computed by ``torch.cdist(p=1)`` in blocks of kernels (and of rows, for large N) holding at most
+``_block_elements`` entries of the (B, N, N) distance array; the backward pass recomputes them blockwise
+instead of saving them. Time O(N^2 B C) for forward and for backward; memory O(N B C) saved for backward plus
 O(block C) workspace. Only first derivatives are supported (no double backward).
 """
 
@@ -61,28 +62,37 @@ def _blocks(num_kernels: int, n: int, budget: int) -> Iterator[tuple[slice, slic
             yield slice(b, b + kernels), slice(r, r + rows)
 
 
-class _PairwiseLaplaceSum(torch.autograd.Function):
-    """``o[i, b] = sum_j exp(-||M[i, b] - M[j, b]||_1)`` over all j (self included), from M (N, B, C).
+def _set_self_pairs(D: torch.Tensor, rows: slice, value: float) -> None:
+    """In a block D (b, r, N) of distances from rows ``rows`` to all N examples, set each row's self pair."""
+    idx = torch.arange(rows.start, rows.start + D.shape[1], device=D.device)  # (r,)
+    D[:, idx - rows.start, idx] = value
 
-    Gradient (K = exp(-D) is symmetric): ``dL/dM[k,b,c] = -sum_j (g[k,b] + g[j,b]) K[k,j,b] sign(M[k,b,c] -
-    M[j,b,c])``; the self pair contributes 0 (sign(0) = 0), which is exact because o's self term is the constant
-    1. It is what ``aten._cdist_backward`` (p = 1) computes for the symmetric incoming gradient.
+
+class _PairwiseLaplaceSum(torch.autograd.Function):
+    """``o[i, b] = sum_j exp(-||M[i, b] - M[j, b]||_1)`` from M (N, B, C), over all j or all j != i.
+
+    Gradient (K = exp(-D) is symmetric):
+    ``dL/dM[k,b,c] = -sum_j (g[k,b] + g[j,b]) K[k,j,b] sign(M[k,b,c] - M[j,b,c])``; the self pair contributes
+    0 (sign(0) = 0) whether or not it is excluded, since its term is a constant (1 or 0). It is what
+    ``aten._cdist_backward`` (p = 1) computes for the symmetric incoming gradient.
     """
 
     @staticmethod
-    def forward(ctx, M: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, M: torch.Tensor, exclude_self: bool) -> torch.Tensor:
         X = M.detach().transpose(0, 1).contiguous()  # (B, N, C)
         num_kernels, n, _ = X.shape
         out = X.new_empty(num_kernels, n)  # (B, N)
         for ks, rs in _blocks(num_kernels, n, _block_elements(X.device)):
             D = torch.cdist(X[ks, rs], X[ks], p=1)  # (b, r, N)
+            if exclude_self:
+                _set_self_pairs(D, rs, float("inf"))  # exp(-inf) = 0 exactly
             out[ks, rs] = D.neg_().exp_().sum(dim=-1)  # (b, r)
         ctx.save_for_backward(X)
         return out.t()  # (N, B)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
         (X,) = ctx.saved_tensors  # (B, N, C)
         g = grad_out.t()  # (B, N)
         grad = torch.empty_like(X)  # (B, N, C)
@@ -90,20 +100,20 @@ class _PairwiseLaplaceSum(torch.autograd.Function):
             rows, cols = X[ks, rs].contiguous(), X[ks]  # (b, r, C), (b, N, C)
             K = torch.cdist(rows, cols, p=1).neg_().exp_()  # (b, r, N)
             W = (g[ks, rs, None] + g[ks, None, :]).mul_(K).neg_()  # (b, r, N): dL/dD for the symmetric pair
-            grad[ks, rs] = torch.ops.aten._cdist_backward(W, rows, cols, 1.0, K)  # (b, r, C); K unused for p=1
-        return grad.transpose(0, 1)  # (N, B, C)
+            # (b, r, C): sum_j W[:, :, j] sign(rows - cols[j]); the distances argument is unused for p=1
+            grad[ks, rs] = torch.ops.aten._cdist_backward(W, rows, cols, 1.0, K)
+        return grad.transpose(0, 1), None  # (N, B, C)
 
 
 def minibatch_similarity(M: torch.Tensor, *, exclude_self: bool = True) -> torch.Tensor:
-    """``o[i, b] = sum_j exp(-sum_c |M[i,b,c] - M[j,b,c]|)`` from M (N, B, C) -> (N, B); equation of section 3.2.
+    """Section 3.2: ``o[i, b] = sum_j exp(-sum_c |M[i,b,c] - M[j,b,c]|)``, M (N, B, C) -> o (N, B).
 
-    ``exclude_self`` drops the j = i term, which is exactly 1. Never builds the (N, N, B, C) tensor (see the
-    module docstring for the cost).
+    ``exclude_self`` drops the j = i term (which would be exactly 1). Never builds the (N, N, B, C) tensor
+    (see the module docstring for the cost).
     """
     if M.dim() != 3:
         raise ValueError(f"minibatch_similarity: expected M of shape (N, B, C), got {tuple(M.shape)}")
-    o = _PairwiseLaplaceSum.apply(M)  # (N, B)
-    return o - 1.0 if exclude_self else o
+    return _PairwiseLaplaceSum.apply(M, exclude_self)  # (N, B)
 
 
 class MinibatchDiscrimination(DataDependentInit, nn.Module):
@@ -139,7 +149,8 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
         self.theta = nn.Parameter(torch.randn(in_features, num_kernels, kernel_dim) * _THETA_INIT_STD)
         log_scale = nn.Parameter(torch.zeros(num_kernels, kernel_dim)) if weight_norm else None  # (B, C)
         self.register_parameter("log_scale", log_scale)
-        self.register_parameter("bias", nn.Parameter(torch.full((num_kernels,), -1.0)) if bias else None)  # (B,)
+        bias_init = nn.Parameter(torch.full((num_kernels,), -1.0)) if bias else None  # (B,)
+        self.register_parameter("bias", bias_init)
         self.register_buffer("initialized", torch.tensor(False))
 
     @property
@@ -152,7 +163,8 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() < 2:
-            raise ValueError(f"MinibatchDiscrimination: expected input (N, {self.in_features}), got {tuple(x.shape)}")
+            shape = tuple(x.shape)
+            raise ValueError(f"MinibatchDiscrimination: expected input (N, {self.in_features}), got {shape}")
         x = x.flatten(1)  # (N, A)
         if x.shape[1] != self.in_features:
             raise ValueError(
@@ -163,20 +175,20 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
         return x, M
 
     def init_from_batch(self, x: torch.Tensor) -> None:
-        """Reference data-dependent init: nearest-neighbour L1 distance -> 2 per kernel, batch mean of o -> 0."""
+        """Reference data-dependent init: mean nearest-neighbour L1 distance -> 2, batch mean of o -> 0."""
         x, M = self._features(x)
         n = x.shape[0]
         if n < 2:
-            raise ValueError("MinibatchDiscrimination: data-dependent init needs a batch of at least 2 examples")
+            raise ValueError("MinibatchDiscrimination: data-dependent init needs at least 2 examples")
         X = M.transpose(0, 1).contiguous()  # (B, N, C)
         nearest = X.new_empty(self.num_kernels, n)  # (B, N)
         for ks, rs in _blocks(self.num_kernels, n, _block_elements(X.device)):
             D = torch.cdist(X[ks, rs], X[ks], p=1)  # (b, r, N)
-            idx = torch.arange(rs.start, rs.start + D.shape[1], device=D.device)  # (r,)
-            D[:, idx - rs.start, idx] = float("inf")  # exclude the self pair
+            _set_self_pairs(D, rs, float("inf"))
             nearest[ks, rs] = D.amin(dim=-1)
         half_mean = 0.5 * nearest.mean(dim=1)  # (B,)
-        half_mean = torch.where(half_mean > 0, half_mean, torch.ones_like(half_mean))  # all-equal rows: keep T
+        # A kernel whose rows are all equal (distance 0) keeps its scale.
+        half_mean = torch.where(half_mean > 0, half_mean, torch.ones_like(half_mean))
         if self.log_scale is None:
             self.theta.div_(half_mean[None, :, None])
         else:

@@ -1,9 +1,9 @@
 """Additive Gaussian noise, the discriminator's regulariser in the reference semi-supervised models.
 
-The reference MNIST discriminator (openai/improved-gan, ``GaussianNoiseLayer``; paper section 5 / SPEC section 6)
-adds noise with sigma 0.3 to the input and 0.5 after every hidden layer; the CIFAR one 0.2 on the input.
-Noise is drawn only in training mode; in eval mode (the reference's ``deterministic=True``) the layer is the
-identity. The reference's ``use_last_noise`` option (reusing one draw across calls) is not provided.
+The reference MNIST discriminator (openai/improved-gan, ``GaussianNoiseLayer``; paper section 5) adds noise
+with sigma 0.3 to the input and 0.5 after every hidden layer; the CIFAR one 0.2 on the input. Noise is drawn
+only in training mode; in eval mode (the reference's ``deterministic=True``) the layer is the identity. The
+reference's ``use_last_noise`` option (reusing one draw across calls) is not provided.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 
 
 class GaussianNoise(nn.Module):
-    """``y = x + sigma * eps``, eps ~ N(0, I) drawn with ``torch.randn_like`` in training mode; ``y = x`` in eval.
+    """``y = x + sigma * eps``, eps ~ N(0, I) from ``torch.randn_like``, in training mode; ``y = x`` in eval.
 
     Shape: any, unchanged. ``sigma`` is a fixed hyper-parameter (not learned), >= 0.
     """

@@ -1,6 +1,6 @@
 """Virtual batch normalisation (Salimans et al., 2016, section 3.4), used in the generator.
 
-Each example x is normalised with the statistics of a fixed reference batch R (|R| = R examples) together with x:
+Each example x is normalised with the statistics of a fixed reference batch (R examples) together with x:
 
     mean(x)    = m(x) / (R + 1) + R m_ref / (R + 1)
     mean_sq(x) = s(x) / (R + 1) + R s_ref / (R + 1)
@@ -19,7 +19,7 @@ copied into buffers (``ref_mean``, ``ref_mean_sq``, ``ref_size``), so ``state_di
 generator samples without a new reference pass. Run the reference pass once per parameter update, before the
 forwards of that update. There are no running averages: train and eval mode behave the same.
 
-Deviations: the paper gives no code for VBN; OpenAI's ImageNet code (and TF-GAN) compute the same normalisation.
+Deviations: the paper gives no VBN code; OpenAI's ImageNet code (and TF-GAN) compute the same normalisation.
 The variance is clamped at 0 before eps is added, against rounding in ``mean_sq - mean^2``.
 """
 
@@ -34,7 +34,7 @@ from torch import nn
 
 
 class VirtualBatchNorm(nn.Module):
-    """Virtual batch norm over channel axis 1 of an ``(N, C)`` or ``(N, C, *spatial)`` input; same output shape.
+    """Virtual batch norm over channel axis 1 of an ``(N, C)`` or ``(N, C, *spatial)`` input; output alike.
 
     Args:
         num_features: C.
@@ -53,13 +53,14 @@ class VirtualBatchNorm(nn.Module):
         self.register_buffer("ref_mean_sq", torch.zeros(num_features))  # (C,)
         self.register_buffer("ref_size", torch.zeros((), dtype=torch.int64))  # R; 0 = nothing recorded
         self._recording = False  # transient: True inside virtual_batch_reference
-        self._live: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (m_ref, s_ref, R), with their graph
+        # (m_ref, s_ref, R) of the last reference pass, still attached to its autograd graph
+        self._live: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
-                f"VirtualBatchNorm: expected input (N, {self.num_features}) or (N, {self.num_features}, *spatial), "
-                f"got {tuple(x.shape)}"
+                f"VirtualBatchNorm: expected input (N, {self.num_features}) or "
+                f"(N, {self.num_features}, *spatial), got {tuple(x.shape)}"
             )
 
     def _normalise(self, x: torch.Tensor, mean: torch.Tensor, mean_sq: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,8 @@ def virtual_batch_reference(module: nn.Module) -> Iterator[nn.Module]:
 
     ``with virtual_batch_reference(G): G(z_ref)`` — inside, each layer normalises the reference batch with its
     own statistics and keeps them (with their autograd graph, and as buffers) for the forwards that follow.
-    Statistics recorded earlier in the process are dropped on entry. Nesting is allowed.
+    The live statistics of an earlier pass are dropped on entry (a layer the pass does not reach falls back to
+    its buffers). Nesting is allowed.
     """
     layers = [m for m in module.modules() if isinstance(m, VirtualBatchNorm)]
     if not layers:

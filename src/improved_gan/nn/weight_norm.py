@@ -6,8 +6,8 @@ or the input channels and the kernel window). Parameters: direction ``v``, scale
 ``bias``.
 
 Data-dependent initialisation (same paper, section 3): one batch x is passed through the network; each layer
-computes its pre-activation ``t = w . x`` with its current weight (without bias), its per-unit mean ``mu[t]`` and
-standard deviation ``sigma[t]`` over the batch (and the spatial positions of a convolution), and sets
+computes its pre-activation ``t = w . x`` with its current weight (without bias), its per-unit mean ``mu[t]``
+and standard deviation ``sigma[t]`` over the batch (and the spatial positions of a convolution), and sets
 ``g <- g * init_scale / sigma[t]`` and ``bias <- -mu[t] * init_scale / sigma[t]``, so that on that batch each
 unit's pre-activation has mean 0 and standard deviation ``init_scale``. Layers are initialised in forward
 order, each seeing the output of the already-initialised layers before it: :func:`data_dependent_init`.
@@ -32,18 +32,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 _V_INIT_STD = 0.05  # reference code: W=Normal(0.05)
 
 
 class DataDependentInit:
-    """Mixin for a layer that can set its parameters from the first batch it sees under :func:`data_dependent_init`.
+    """Mixin: a layer that sets its parameters from the first batch it sees under :func:`data_dependent_init`.
 
-    A subclass registers a boolean buffer ``initialized``, implements :meth:`init_from_batch` (in-place updates
-    of its parameters from its input, under ``torch.no_grad``) and calls :meth:`_maybe_data_dependent_init` at
-    the start of ``forward``.
+    A subclass registers a boolean buffer ``initialized``, implements :meth:`init_from_batch` (in-place
+    updates of its parameters from its input, under ``torch.no_grad``) and calls
+    :meth:`_maybe_data_dependent_init` at the start of ``forward``.
     """
 
     _ddi_pending: bool = False  # transient: True only during a data_dependent_init call, until first forward
@@ -60,7 +60,7 @@ class DataDependentInit:
 
 
 def data_dependent_init(module: nn.Module, *inputs: Any, **kwargs: Any) -> Any:
-    """Run ONE forward ``module(*inputs, **kwargs)`` under ``torch.no_grad`` in init mode and return its output.
+    """Run ONE forward ``module(*inputs, **kwargs)`` under ``torch.no_grad`` in init mode; return its output.
 
     Every :class:`DataDependentInit` layer inside ``module`` (the weight-normalised layers of this file and
     :class:`~improved_gan.nn.MinibatchDiscrimination`) sets its parameters from the batch that reaches it, in
@@ -71,7 +71,8 @@ def data_dependent_init(module: nn.Module, *inputs: Any, **kwargs: Any) -> Any:
     """
     layers = [m for m in module.modules() if isinstance(m, DataDependentInit)]
     if not layers:
-        raise ValueError(f"data_dependent_init: {type(module).__name__} contains no data-dependent-init layer")
+        name = type(module).__name__
+        raise ValueError(f"data_dependent_init: {name} contains no data-dependent-init layer")
     for layer in layers:
         layer._ddi_pending = True
     try:
@@ -83,7 +84,8 @@ def data_dependent_init(module: nn.Module, *inputs: Any, **kwargs: Any) -> Any:
             layer._ddi_pending = False
     if missed:
         names = ", ".join(type(layer).__name__ for layer in missed)
-        warnings.warn(f"data_dependent_init: {len(missed)} layer(s) not reached by the forward: {names}", stacklevel=2)
+        message = f"data_dependent_init: {len(missed)} layer(s) not reached by the forward: {names}"
+        warnings.warn(message, stacklevel=2)
     return output
 
 
@@ -113,7 +115,7 @@ class _WeightNorm(DataDependentInit, nn.Module):
         scale = self.g / torch.linalg.vector_norm(self.v, dim=dims)  # (units,)
         return self.v * scale.reshape(shape)  # same shape as v
 
-    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: Tensor | None) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -139,7 +141,7 @@ class _WeightNorm(DataDependentInit, nn.Module):
 
 
 class WeightNormLinear(_WeightNorm):
-    """Weight-normalised ``nn.Linear``: ``y = x (g v/||v||)^T + bias``; ``v`` is ``(out_features, in_features)``.
+    """Weight-normalised ``nn.Linear``: ``y = x (g v/||v||)^T + bias``, ``v`` of shape (out, in).
 
     Input ``(*, in_features)``, output ``(*, out_features)``; init statistics over all axes but the last.
     """
@@ -148,20 +150,30 @@ class WeightNormLinear(_WeightNorm):
     _unit_dim_out = -1
 
     def __init__(
-        self, in_features: int, out_features: int, *, bias: bool = True, init_scale: float = 1.0, train_scale: bool = True
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        init_scale: float = 1.0,
+        train_scale: bool = True,
     ) -> None:
         self.in_features, self.out_features = in_features, out_features
-        super().__init__((out_features, in_features), bias=bias, init_scale=init_scale, train_scale=train_scale)
+        super().__init__(
+            (out_features, in_features), bias=bias, init_scale=init_scale, train_scale=train_scale
+        )
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"WeightNormLinear: expected input (*, {self.in_features}), got {tuple(x.shape)}")
+            shape = tuple(x.shape)
+            raise ValueError(f"WeightNormLinear: expected input (*, {self.in_features}), got {shape}")
 
-    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: Tensor | None) -> torch.Tensor:
         return F.linear(x, weight, bias)  # (*, out)
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, init_scale={self.init_scale}"
+        bias = self.bias is not None
+        return f"{self.in_features}, {self.out_features}, bias={bias}, init_scale={self.init_scale}"
 
 
 class _WeightNormConvBase(_WeightNorm):
@@ -181,10 +193,10 @@ class _WeightNormConvBase(_WeightNorm):
 
 
 class WeightNormConv2d(_WeightNormConvBase):
-    """Weight-normalised ``nn.Conv2d``; ``v`` is ``(out_channels, in_channels, kH, kW)``, normed per output channel.
+    """Weight-normalised ``nn.Conv2d``; ``v`` is (out_channels, in_channels, kH, kW), normed per out channel.
 
-    Input ``(N, in_channels, H, W)``, output ``(N, out_channels, H', W')`` as ``F.conv2d``; init statistics over
-    the batch and the spatial positions.
+    Input ``(N, in_channels, H, W)``, output ``(N, out_channels, H', W')`` as ``F.conv2d``; init statistics
+    over the batch and the spatial positions.
     """
 
     _unit_dim_v = 0
@@ -206,7 +218,7 @@ class WeightNormConv2d(_WeightNormConvBase):
         v_shape = (out_channels, in_channels, *self.kernel_size)
         super().__init__(v_shape, bias=bias, init_scale=init_scale, train_scale=train_scale)
 
-    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: Tensor | None) -> torch.Tensor:
         return F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding)  # (N, out, H', W')
 
 
@@ -238,7 +250,7 @@ class WeightNormConvTranspose2d(_WeightNormConvBase):
         v_shape = (in_channels, out_channels, *self.kernel_size)
         super().__init__(v_shape, bias=bias, init_scale=init_scale, train_scale=train_scale)
 
-    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def _preactivation(self, x: torch.Tensor, weight: torch.Tensor, bias: Tensor | None) -> torch.Tensor:
         return F.conv_transpose2d(
             x, weight, bias, stride=self.stride, padding=self.padding, output_padding=self.output_padding
         )  # (N, out, H', W')

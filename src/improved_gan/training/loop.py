@@ -123,6 +123,9 @@ class Trainer:
         torch.manual_seed(_seed(cfg.seed, 22, r))
         self.step = 0
         self.wall_seconds = 0.0
+        # Sums of the step losses since the last evaluation (part of the state, so resumed logs match exactly).
+        self.loss_sums: dict[str, float] = {}
+        self.loss_count = 0
 
     # ------------------------------------------------------------------------------------------------ batches
     def _real_batch(self, batcher) -> torch.Tensor:
@@ -187,7 +190,8 @@ class Trainer:
         self.opt_d.step()
 
         # ---- generator step (D frozen: no weight gradients for D)
-        for p in self.D.parameters():
+        trainable = [p for p in self.D.parameters() if p.requires_grad]
+        for p in trainable:
             p.requires_grad_(False)
         try:
             x_gen = self.G(self._z(bs))
@@ -206,7 +210,7 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
         finally:
-            for p in self.D.parameters():
+            for p in trainable:
                 p.requires_grad_(True)
         D_.average_gradients(self.G, self.dist)
         self.opt_g.step()
@@ -219,7 +223,16 @@ class Trainer:
         self.step += 1
         out = {"loss_d": loss_d.item(), "loss_g": loss_g.item() / self.dist.world_size, "lr": lr}
         out.update({k: v.item() for k, v in parts_d.items()})
+        for k, v in out.items():
+            self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
+        self.loss_count += 1
         return out
+
+    def pop_mean_losses(self) -> dict[str, float]:
+        """Mean of each loss since the previous call (or the start), then reset the sums."""
+        means = {k: v / max(self.loss_count, 1) for k, v in self.loss_sums.items()}
+        self.loss_sums, self.loss_count = {}, 0
+        return means
 
     # ------------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -257,6 +270,8 @@ class Trainer:
         state = {
             "step": self.step,
             "wall_seconds": self.wall_seconds,
+            "loss_sums": dict(self.loss_sums),
+            "loss_count": self.loss_count,
             "world_size": self.dist.world_size,
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
@@ -280,6 +295,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.wall_seconds = float(state["wall_seconds"])
+        self.loss_sums = {k: float(v) for k, v in state["loss_sums"].items()}
+        self.loss_count = int(state["loss_count"])
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_d.load_state_dict(state["opt_d"])

@@ -205,8 +205,6 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
     tb = _tensorboard(folder) if main else None
     start = time.perf_counter()
     wall0 = trainer.wall_seconds
-    sums: dict[str, float] = {}
-    count = 0
     last_eval: dict[str, float] = {}
     imgs_per_step = cfg.data.batch_size * dist.world_size
     window_t, window_steps = time.perf_counter(), 0
@@ -214,9 +212,6 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
     while trainer.step < tc.steps:
         losses = trainer.train_step()
         trainer.wall_seconds = wall0 + time.perf_counter() - start
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + v
-        count += 1
         window_steps += 1
         over = time_budget is not None and trainer.wall_seconds >= time_budget * 60.0
         over = D_.broadcast_flag(over, dist)
@@ -231,9 +226,8 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
             bar.update(1)
         if trainer.step % tc.eval_every == 0 or final:
             last_eval = evaluator()
-            row = {"step": trainer.step, **{k: v / count for k, v in sums.items()}, **last_eval,
+            row = {"step": trainer.step, **trainer.pop_mean_losses(), **last_eval,
                    "wall_seconds": round(trainer.wall_seconds, 3), "images_per_second": round(ips, 1)}
-            sums, count = {}, 0
             window_t, window_steps = time.perf_counter(), 0
             if main:
                 with open(folder.metrics, "a") as f:

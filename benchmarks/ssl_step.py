@@ -1,0 +1,430 @@
+"""Training throughput of the ``fmnist-ssl`` step: our ``Trainer.train_step`` against a straightforward loop.
+
+Usage: ``python benchmarks/ssl_step.py [--steps N] [--repeats R] [--json PATH] [--profile] [--no-variants]``.
+
+What is compared (one process, the same threads, the same networks and the same initial parameters):
+
+- ``ours``: :meth:`improved_gan.training.loop.Trainer.train_step` of the ``fmnist-ssl`` preset (one joint D
+  pass over labelled + unlabelled + generated, generated without gradient, D frozen in the G step, real
+  features without gradient, ReferenceAdam, evaluation EMA update).
+- ``plain``: the loop most public PyTorch ports of the paper's MNIST script use, written here: a
+  ``DataLoader`` (shuffle, batch 100) over a ``TensorDataset`` for each of labelled / unlabelled / second
+  unlabelled, three separate D passes with the fake batch generated WITH gradient then ``.detach()``ed,
+  ``torch.optim.Adam``, and a G step that forwards real and fake through D with autograd on everywhere (D's
+  weight gradients are computed and then thrown away by ``zero_grad``). Same losses, same deep-copied G and D.
+- speed ideas for the library, measured as variants of ``ours`` (monkeypatched instances, library untouched):
+  ``ours+wn_out`` scales the OUTPUT of each weight-normalised dense layer, ``(x v^T) * g/||v|| + b`` (the
+  reference code's form) instead of materialising ``w = g v/||v||``; ``ours+foreach_adam`` runs
+  ReferenceAdam's update with ``torch._foreach_*`` ops; ``ours+both`` does both. ``--bf16`` adds our step
+  under bfloat16 autocast, which changes the numerics (a probe of what the matmuls could gain, not a fix).
+
+Timing: warm-up, then ``R`` blocks; in each block every runner times ``N`` consecutive steps, the order
+rotating from block to block. Reported: the median over blocks of steps/s, unlabelled examples/s (one step
+consumes ``batch_size`` = 100 unlabelled examples for D) and the ratio to ``plain``.
+
+FLOP counting rule (only matrix products; element-wise work, weight normalisation, noise and the optimizer are
+not counted): a dense layer ``in -> out`` costs ``2 in out`` per example in a forward pass; its backward costs
+``2 in out`` per example for the weight gradient when its weight needs one, plus ``2 in out`` for the input
+gradient when its input needs one (so backward is ~2x forward for a layer that needs both). The analytic
+count is checked against ``torch.utils.flop_counter.FlopCounterMode`` on one real step of each loop. Achieved
+FLOP/s is compared with the best float32 ``torch.mm`` rate of 1024^2 and 2048^2 matrices on the same threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from improved_gan.nn import WeightNormLinear
+from improved_gan.optim import ReferenceAdam
+from improved_gan.training.loop import Trainer
+from improved_gan.training.presets import get_preset
+from improved_gan.training.run import load_train_data
+
+TARGET_RATIO = 3.0
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "ssl_step.json"
+
+
+# ---------------------------------------------------------------------------------- the straightforward loop
+class PlainLoop:
+    """The usual port: DataLoaders, three D passes, fake made with gradient, G step with full autograd."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        cfg = trainer.cfg
+        self.bs, self.z_dim = cfg.data.batch_size, trainer.G.z_dim
+        self.G, self.D = copy.deepcopy(trainer.G), copy.deepcopy(trainer.D)  # same init as ours
+        oc = cfg.optim
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
+        x, y = trainer.data.train_x, trainer.data.train_y
+        lab = trainer.lab_idx
+        kw = dict(batch_size=self.bs, shuffle=True, drop_last=True)
+        self.loaders = {
+            "lab": DataLoader(TensorDataset(x[lab], y[lab]), **kw),
+            "unl": DataLoader(TensorDataset(x), **kw),
+            "unl2": DataLoader(TensorDataset(x), **kw),
+        }
+        self.iters: dict[str, object] = {}
+        self.w_unl = cfg.loss.unsupervised_weight
+
+    def _next(self, name: str):
+        try:
+            return next(self.iters[name])
+        except (KeyError, StopIteration):
+            self.iters[name] = iter(self.loaders[name])
+            return next(self.iters[name])
+
+    def train_step(self) -> dict[str, float]:
+        self.G.train()
+        self.D.train()
+        x_lab, y_lab = self._next("lab")  # (B, 1, 28, 28), (B,)
+        (x_unl,) = self._next("unl")
+        (x_unl2,) = self._next("unl2")
+        x_fake = self.G(torch.rand(self.bs, self.z_dim))  # with gradient, detached below
+        l_lab = self.D(x_lab)[0]  # (B, K)
+        l_unl = self.D(x_unl)[0]
+        l_fake = self.D(x_fake.detach())[0]
+        loss_lab = F.cross_entropy(l_lab, y_lab)
+        lse_unl, lse_fake = torch.logsumexp(l_unl, 1), torch.logsumexp(l_fake, 1)  # (B,)
+        loss_unl = F.softplus(-lse_unl).mean() + F.softplus(lse_fake).mean()
+        loss_d = loss_lab + self.w_unl * loss_unl
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+
+        f_fake = self.D(self.G(torch.rand(self.bs, self.z_dim)))[1]  # (B, 250)
+        f_real = self.D(x_unl2)[1]
+        loss_g = (f_real.mean(0) - f_fake.mean(0)).square().mean()
+        self.opt_g.zero_grad()
+        self.opt_d.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
+
+# --------------------------------------------------------------------------------------------- speed variants
+def _wn_linear_output_scaled(self: WeightNormLinear, x: torch.Tensor) -> torch.Tensor:
+    scale = self.g / torch.linalg.vector_norm(self.v, dim=1)  # (out,)
+    t = F.linear(x, self.v)  # (N, out)
+    return t * scale if self.bias is None else torch.addcmul(self.bias, t, scale)  # (N, out)
+
+
+def patch_output_scaled_weight_norm(trainer: Trainer) -> None:
+    """Give every WeightNormLinear of ``trainer`` the output-scaled forward; check it against the original."""
+    x = torch.rand(7, 784)
+    before = trainer.D.eval()(x)[0]
+    for net in (trainer.G, trainer.D):
+        for m in net.modules():
+            if isinstance(m, WeightNormLinear):
+                m.forward = types.MethodType(_wn_linear_output_scaled, m)
+    torch.testing.assert_close(trainer.D(x)[0], before, rtol=1e-4, atol=1e-4)
+    trainer.D.train()
+
+
+class ForeachReferenceAdam(ReferenceAdam):
+    """ReferenceAdam's update with ``torch._foreach_*`` ops and the bias corrections folded into scalars.
+
+    ``sqrt(v / c2 + eps) = sqrt(v + eps c2) / sqrt(c2)`` with ``c_i = 1 - beta_i^t``, so
+    ``p -= lr sqrt(c2) / c1 * m / sqrt(v + eps c2)``: the same update without the per-step tensor ``v / c2``.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                st = self.state[p]
+                if not st:
+                    st.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                st["step"] += 1
+            t = self.state[params[0]]["step"]  # every parameter gets a gradient at every step here
+            c1, c2 = 1.0 - beta1**t, 1.0 - beta2**t
+            m = [self.state[p]["exp_avg"] for p in params]
+            v = [self.state[p]["exp_avg_sq"] for p in params]
+            grads = [p.grad for p in params]
+            torch._foreach_lerp_(m, grads, 1.0 - beta1)  # m = beta1 m + (1 - beta1) g
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+            denom = torch._foreach_add(v, group["eps"] * c2)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"] * c2**0.5 / c1)
+
+
+def check_foreach_adam() -> None:
+    """Three steps of both optimizers on the same parameters and gradients give the same parameters."""
+    gen = torch.Generator().manual_seed(0)
+    p0, grads = torch.randn(50, generator=gen), [torch.randn(50, generator=gen) for _ in range(3)]
+    a, b = nn.Parameter(p0.clone()), nn.Parameter(p0.clone())
+    kw = dict(lr=0.003, betas=(0.5, 0.999), eps=1e-8)
+    opt_a, opt_b = ReferenceAdam([a], **kw), ForeachReferenceAdam([b], **kw)
+    for g in grads:
+        a.grad, b.grad = g.clone(), g.clone()
+        opt_a.step()
+        opt_b.step()
+    torch.testing.assert_close(b, a)
+
+
+def patch_foreach_adam(trainer: Trainer) -> None:
+    oc = trainer.cfg.optim
+    kw = dict(lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps)
+    trainer.opt_d = ForeachReferenceAdam(trainer.D.parameters(), **kw)
+    trainer.opt_g = ForeachReferenceAdam(trainer.G.parameters(), **kw)
+
+
+def bf16_step(trainer: Trainer):
+    """``train_step`` under CPU autocast to bfloat16 (CHANGES the numerics: a speed probe, not a fix)."""
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return trainer.train_step()
+
+    return step
+
+
+VARIANTS = {  # name -> patches applied to a fresh Trainer; each keeps float32 numerics unless said otherwise
+    "ours+wn_out": (patch_output_scaled_weight_norm,),
+    "ours+foreach_adam": (patch_foreach_adam,),
+    "ours+both": (patch_output_scaled_weight_norm, patch_foreach_adam),
+}
+
+
+# -------------------------------------------------------------------------------------------- FLOPs and peak
+def dense_layers(net: nn.Module) -> list[tuple[int, int]]:
+    """``(in, out)`` of the dense layers of ``net`` in forward order."""
+    out = []
+    for m in net.modules():
+        if isinstance(m, WeightNormLinear):
+            out.append((m.in_features, m.out_features))
+        elif isinstance(m, nn.Linear):
+            out.append((m.in_features, m.out_features))
+    return out
+
+
+def analytic_flops(G: nn.Module, D: nn.Module, bs: int) -> dict[str, int]:
+    """FLOPs of one step of each loop under the module docstring's rule (D's last layer gives the logits)."""
+    g, d = dense_layers(G), dense_layers(D)
+
+    def mm(layers, n):  # one forward (or one gradient) through `layers` for n examples
+        return sum(2 * i * o * n for i, o in layers)
+
+    d_step = mm(g, bs) + mm(d, 3 * bs) + mm(d, 3 * bs) + mm(d[1:], 3 * bs)  # G fwd; D fwd; w-grads; x-grads
+    g_bwd = mm(g, bs) + mm(g[1:], bs)  # G weight grads, input grads (z needs none)
+    ours_g = mm(g, bs) + 2 * mm(d, bs) + mm(d[:-1], bs) + g_bwd  # D frozen: input grads on the fake path
+    plain_g = mm(g, bs) + 2 * mm(d, bs) + 2 * mm(d[:-1], bs) + mm(d[:-1], bs) + mm(d[1:-1], bs) + g_bwd
+    return {"ours": d_step + ours_g, "plain": d_step + plain_g}
+
+
+def counted_flops(step) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(sizes=(1024, 2048), reps: int = 5) -> dict[str, float]:
+    """Best float32 ``torch.mm`` FLOP/s per size, on the current threads."""
+    out = {}
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+        out[str(n)] = 2 * n**3 / best
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ timing
+def interleaved(runners: dict, *, steps: int, repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per block of ``steps`` steps for each runner; the order of the runners rotates every block."""
+    names = list(runners)
+    for name in names:
+        for _ in range(warmup):
+            runners[name]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for b in range(repeats):
+        order = names[b % len(names) :] + names[: b % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                runners[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+_MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")
+_RANDOM_OPS = ("aten::normal_", "aten::uniform_", "aten::random_")
+
+
+def profile_step(step, steps: int, rows: int = 15) -> dict:
+    """Top ops of ``step`` by self CPU time; shares of matmul, random numbers, optimizer and the rest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            step()
+    by_op = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in by_op)
+    share = {
+        "matmul": sum(e.self_cpu_time_total for e in by_op if e.key in _MATMUL_OPS) / total,
+        "random_numbers": sum(e.self_cpu_time_total for e in by_op if e.key in _RANDOM_OPS) / total,
+        "optimizer_step": sum(e.cpu_time_total for e in by_op if e.key.startswith("Optimizer.step#")) / total,
+    }
+    share["other"] = 1.0 - sum(share.values())
+    events = prof.key_averages(group_by_input_shape=True)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]
+    rows_out = [
+        {
+            "op": e.key,
+            "shapes": str(e.input_shapes)[:80],
+            "calls": e.count // steps,
+            "ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+            "share": e.self_cpu_time_total / total,
+        }
+        for e in top
+    ]
+    return {"ms_per_step": total / 1e3 / steps, "shares": share, "top": rows_out}
+
+
+def machine_info() -> dict:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor()
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    ap.add_argument("--repeats", type=int, default=5, help="timed blocks per runner")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    ap.add_argument("--profile", action="store_true", help="also profile our step (top ops by self CPU time)")
+    ap.add_argument("--no-variants", action="store_true", help="skip the speed-idea variants of our step")
+    ap.add_argument("--bf16", action="store_true", help="also time our step under bfloat16 autocast")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    cfg = get_preset("fmnist-ssl")
+    bs = cfg.data.batch_size
+    data, _ = load_train_data(cfg, data_dir=args.data_dir, device="cpu")
+    ours = Trainer(cfg, data)
+    plain = PlainLoop(ours)
+    runners = {"ours": ours.train_step, "plain": plain.train_step}
+    if not args.no_variants:
+        check_foreach_adam()
+        for name, patches in VARIANTS.items():
+            t = Trainer(cfg, data)
+            for patch in patches:
+                patch(t)
+            runners[name] = t.train_step
+        if args.bf16:
+            runners["ours+bf16_autocast"] = bf16_step(Trainer(cfg, data))
+
+    flops = analytic_flops(ours.G, ours.D, bs)
+    counted = {"ours": counted_flops(ours.train_step), "plain": counted_flops(plain.train_step)}
+    times = interleaved(runners, steps=args.steps, repeats=args.repeats, warmup=args.warmup)
+    peak = matmul_peak()
+
+    result = {
+        "machine": machine_info(),
+        "preset": cfg.preset,
+        "batch_size": bs,
+        "steps_per_block": args.steps,
+        "blocks": args.repeats,
+        "block_seconds": times,
+        "runners": {},
+    }
+    base = statistics.median(args.steps / t for t in times["plain"])
+    for name, ts in times.items():
+        sps = statistics.median(args.steps / t for t in ts)
+        row = {
+            "steps_per_s": sps,
+            "examples_per_s": sps * bs,
+            "ratio_to_plain": sps / base,
+            "spread_steps_per_s": [min(args.steps / t for t in ts), max(args.steps / t for t in ts)],
+        }
+        if name in flops:
+            row.update(flops_per_step=flops[name], flops_counted=counted[name], flop_per_s=flops[name] * sps)
+        result["runners"][name] = row
+    best_peak = max(peak.values())
+    result["matmul_peak_flop_per_s"] = peak
+    result["ours_fraction_of_peak"] = result["runners"]["ours"]["flop_per_s"] / best_peak
+    # the ratio ours would reach if its matmuls ran at the measured peak with nothing else costing time
+    result["ratio_ceiling_at_peak"] = best_peak / flops["ours"] / result["runners"]["plain"]["steps_per_s"]
+    result["target_ratio"] = TARGET_RATIO
+    result["target_met"] = result["runners"]["ours"]["ratio_to_plain"] >= TARGET_RATIO
+    if args.profile:
+        result["profile_ours"] = profile_step(ours.train_step, steps=5)
+    result["machine"]["load_average_end"] = os.getloadavg()
+
+    print(
+        f"fmnist-ssl step, batch {bs}, {torch.get_num_threads()} thread(s), {result['machine']['cpu']}, "
+        f"load {result['machine']['load_average_start'][0]:.1f}"
+    )
+    print(f"{'runner':<20}{'steps/s':>9}{'examples/s':>12}{'x plain':>9}{'GFLOP/step':>12}{'GFLOP/s':>9}")
+    for name, r in result["runners"].items():
+        gf = f"{r['flops_per_step'] / 1e9:>12.3f}{r['flop_per_s'] / 1e9:>9.1f}" if "flop_per_s" in r else ""
+        print(
+            f"{name:<20}{r['steps_per_s']:>9.2f}{r['examples_per_s']:>12.0f}{r['ratio_to_plain']:>9.2f}{gf}"
+        )
+    print(f"FlopCounterMode: ours {counted['ours'] / 1e9:.3f}, plain {counted['plain'] / 1e9:.3f} GFLOP/step")
+    print(
+        "matmul peak: "
+        + ", ".join(f"{k}^2 {v / 1e9:.1f} GFLOP/s" for k, v in peak.items())
+        + f"; ours reaches {100 * result['ours_fraction_of_peak']:.0f}% of it"
+    )
+    print(
+        f"ceiling: ours at matmul peak, zero overhead, would be {result['ratio_ceiling_at_peak']:.2f}x plain"
+    )
+    print(f"target ours >= {TARGET_RATIO}x plain: {'met' if result['target_met'] else 'NOT met'}")
+    if args.profile:
+        prof = result["profile_ours"]
+        print(
+            f"\nprofile of our step ({prof['ms_per_step']:.1f} ms/step under the profiler): "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in prof["shares"].items())
+        )
+        print(f"{'op':<24}{'input shapes':<40}{'calls':>6}{'ms/step':>9}{'share':>7}")
+        for r in prof["top"]:
+            print(
+                f"{r['op'][:24]:<24}{r['shapes'][:40]:<40}{r['calls']:>6}{r['ms_per_step']:>9.2f}"
+                f"{100 * r['share']:>6.1f}%"
+            )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""End to end: ``improved-gan train / resume / evaluate / sample`` on tiny generated data (issue 4 tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from data_files import write_idx_dataset
+from PIL import Image
+
+from improved_gan.cli import main
+
+TINY = ["--set", "data.batch_size=20", "--set", "model.init_batch=40", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def fake_fmnist(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fmnist")
+    write_idx_dataset(d, n_train=200, n_test=50, seed=3)
+    return d
+
+
+def _train(data_dir, out, *extra):
+    return main(["train", "fmnist-ssl", "--data-dir", str(data_dir), "--out", str(out), *TINY, *extra])
+
+
+def _tensors_equal(a, b, path="") -> None:
+    """Recursively assert two checkpoint structures are identical (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k != "wall_seconds":
+                _tensors_equal(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _tensors_equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def _metric_rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for r in rows:
+        r.pop("wall_seconds"), r.pop("images_per_second")
+    return rows
+
+
+def test_train_writes_every_file_of_the_run_folder(fake_fmnist, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(fake_fmnist, run, "--steps", "6", "--checkpoint-every", "3", "--eval-every", "3") == 0
+    out = capsys.readouterr().out
+    assert "test_accuracy" in out
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "generator.pt",
+        "curves.png",
+        "checkpoints/last.pt",
+        "samples/latest.png",
+        "samples/step_0000003.png",
+        "samples/step_0000006.png",
+    ):
+        assert (run / name).is_file(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["steps"] == 6 and cfg["data"]["batch_size"] == 20
+    assert cfg["run"]["world_size"] == 1 and cfg["run"]["global_batch_size"] == 20
+    rows = _metric_rows(run)
+    assert [r["step"] for r in rows] == [3, 6]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["labels"] == 100
+    assert summary["test_error"] == pytest.approx(1 - summary["test_accuracy"])
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["wall_seconds"] > 0
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 6 and ckpt["format"] == "improved-gan-checkpoint-v1"
+    assert len(ckpt["labeled_indices"]) == 100
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(fake_fmnist, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    assert _train(fake_fmnist, full, "--steps", "8", "--checkpoint-every", "4", "--eval-every", "2") == 0
+
+    # Interrupt a second run in the middle of step 6 (after the step-4 checkpoint), as a crash would.
+    from improved_gan.training import loop
+
+    original = loop.Trainer.train_step
+
+    def crashing(self):
+        if self.step == 5:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", crashing)
+    part = tmp_path / "part"
+    assert _train(fake_fmnist, part, "--steps", "8", "--checkpoint-every", "4", "--eval-every", "2") == 130
+    monkeypatch.setattr(loop.Trainer, "train_step", original)
+    assert torch.load(part / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
+    assert main(["resume", str(part), "--data-dir", str(fake_fmnist), "--quiet"]) == 0
+
+    a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(part / "checkpoints" / "last.pt", weights_only=True)
+    _tensors_equal(a, b)
+    assert _metric_rows(full) == _metric_rows(part)
+    assert (full / "samples" / "latest.png").read_bytes() == (part / "samples" / "latest.png").read_bytes()
+
+
+def test_resume_after_sigkill_is_bit_identical(fake_fmnist, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [
+        "--data-dir",
+        str(fake_fmnist),
+        "--steps",
+        "30",
+        "--checkpoint-every",
+        "3",
+        "--eval-every",
+        "10",
+        *TINY,
+    ]
+    full, part = tmp_path / "full", tmp_path / "part"
+    cmd = [sys.executable, "-m", "improved_gan", "train", "fmnist-ssl"]
+    subprocess.run([*cmd, "--out", str(full), *args], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(part), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while not (part / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "improved_gan",
+            "resume",
+            str(part),
+            "--data-dir",
+            str(fake_fmnist),
+            "--quiet",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(part / "checkpoints" / "last.pt", weights_only=True)
+    _tensors_equal(a, b)
+    assert _metric_rows(full) == _metric_rows(part)
+
+
+def test_time_budget_stops_cleanly_and_writes_results(fake_fmnist, tmp_path):
+    run = tmp_path / "run"
+    assert _train(fake_fmnist, run, "--steps", "100000", "--time-budget", "0.02") == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_time_budget"] is True and 0 < summary["steps"] < 100000
+    assert "test_accuracy" in summary
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == summary["steps"]
+
+
+def test_sample_and_evaluate(fake_fmnist, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(fake_fmnist, run, "--steps", "2") == 0
+    png = tmp_path / "s.png"
+    assert main(["sample", str(run), "--num", "16", "--out", str(png)]) == 0
+    img = Image.open(png)
+    # 4 x 4 grid of 28 x 28 images with 2-pixel borders
+    assert img.size == (4 * 30 + 2, 4 * 30 + 2) and img.mode == "L"
+    assert main(["evaluate", str(run), "--data-dir", str(fake_fmnist)]) == 0
+    ev = json.loads((run / "evaluation.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert ev["step"] == 2 and ev["test_accuracy"] == summary["test_accuracy"]
+
+
+def _expect_error(capsys, argv, fragment):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert fragment in err, err
+
+
+def test_bad_input_exits_2_with_one_line(fake_fmnist, tmp_path, capsys):
+    d = str(fake_fmnist)
+    _expect_error(capsys, ["train", "imagenet-ssl", "--data-dir", d], "unknown preset")
+    _expect_error(capsys, ["train", "fmnist-ssl", "--data-dir", d, "--set", "optim.speed=3"], "optim.speed")
+    _expect_error(capsys, ["train", "fmnist-ssl", "--data-dir", d, "--set", "optim.lr=fast"], "optim.lr")
+    _expect_error(capsys, ["train", "fmnist-ssl", "--data-dir", d, "--steps", "-3"], "--steps")
+    _expect_error(
+        capsys,
+        ["train", "fmnist-ssl", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "r0")],
+        "nothing",
+    )
+    _expect_error(capsys, ["resume", str(tmp_path / "missing")], "missing")
+    # a checkpoint that is not ours: garbage bytes, and a valid torch file of another format
+    run = tmp_path / "run"
+    assert _train(fake_fmnist, run, "--steps", "2") == 0
+    good = (run / "checkpoints" / "last.pt").read_bytes()
+    (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    _expect_error(capsys, ["resume", str(run), "--data-dir", d], "last.pt")
+    torch.save({"weights": torch.zeros(3)}, run / "checkpoints" / "last.pt")
+    _expect_error(capsys, ["resume", str(run), "--data-dir", d], "not an improved-gan checkpoint")
+    (run / "checkpoints" / "last.pt").write_bytes(good)
+    _expect_error(capsys, ["train", "fmnist-ssl", "--data-dir", d, "--out", str(run)], "already holds a run")
+    _expect_error(capsys, ["sample", str(run), "--num", "4", "--out", str(tmp_path / "x.jpg")], "png")
+
+
+def test_presets_command_lists_every_preset(capsys):
+    from improved_gan.training.presets import preset_names
+
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == preset_names()
