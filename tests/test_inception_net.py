@@ -1,4 +1,4 @@
-"""The 2015 Inception-v3 graph (random init), its TF1 resize, weight loading and the Inception adapter's errors.
+"""The 2015 Inception-v3 graph (random init), its TF1 resize, weight loading and the Inception adapter.
 
 The real weights are never needed: names and shapes are checked against torch-fidelity's layout written out
 here by hand, and weights files are written from randomly initialised networks.

@@ -9,8 +9,9 @@ Neither number is comparable with an Inception Score or an FID from Inception-v3
 The trained network is saved as ``{dataset}-classifier-v{VERSION}.pt`` in the classifier directory
 (``$IMPROVED_GAN_CLASSIFIERS``, else ``~/.cache/improved-gan/classifiers``): a dict of tensors and plain
 metadata that ``torch.load(path, weights_only=True)`` reads. It also stores the Gaussian statistics of the
-real test set's features, so evaluation needs no data files. Inputs are images in [0, 1], shape (N, 1, 28, 28);
-they are rounded to the 256 levels of an 8-bit image first (as if saved as PNG), as the real data are.
+real test set's features, so evaluation needs no data files. Inputs are images in [0, 1], shape
+(N, 1, 28, 28); they are rounded to the 256 levels of an 8-bit image first (as if saved as PNG), as the real
+data are.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashio
 
 
 def canonical_dataset(name: str) -> str:
-    """The canonical data-set name (``fmnist`` -> ``fashion-mnist``); UserError if no classifier exists for it."""
+    """The canonical data-set name (``fmnist`` -> ``fashion-mnist``); UserError if it has no classifier."""
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in TRAIN_PRESETS:
         raise UserError(
@@ -58,7 +59,7 @@ def classifier_path(dataset: str) -> Path:
 
 
 class SmallConvClassifier(nn.Module):
-    """Three 3x3 conv blocks (conv-BN-ReLU, 2x2 max-pool) and two dense layers; input (N, C, 28, 28) in [0, 1].
+    """Three 3x3 conv blocks (conv-BN-ReLU, 2x2 max-pool), two dense layers; input (N, C, 28, 28) in [0, 1].
 
     Channels C -> w -> 2w -> 4w at 28 -> 14 -> 7 -> 3 pixels; dense 4w*9 -> feature_dim (ReLU, the features
     of the Frechet distance) -> num_classes. About 9 M multiply-adds per 28x28 image with w=32.
@@ -103,37 +104,45 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
     return torch.round(images.clamp(0, 1) * 255) / 255
 
 
+@torch.no_grad()
+def classifier_outputs(model: SmallConvClassifier, images: torch.Tensor, *, batch_size: int = 500):
+    """``images`` (N, C, 28, 28) in [0, 1] -> (probabilities (N, K), features (N, F)), float64 on the CPU.
+
+    Images are quantised (:func:`quantize`) and fed in batches to ``model`` in eval mode, on its device.
+    """
+    c = model.config["in_channels"]
+    if images.dim() != 4 or tuple(images.shape[1:]) != (c, 28, 28):
+        raise ValueError(f"classifier expects images of shape (N, {c}, 28, 28), got {tuple(images.shape)}")
+    model.eval()
+    device = next(model.parameters()).device
+    probs, feats = [], []
+    for start in range(0, images.shape[0], batch_size):
+        x = quantize(images[start : start + batch_size].float()).to(device)  # (B, C, 28, 28)
+        logits, f = model.forward_with_features(x)  # (B, K), (B, F)
+        probs.append(logits.double().softmax(dim=1).cpu())
+        feats.append(f.double().cpu())
+    return torch.cat(probs), torch.cat(feats)  # (N, K), (N, F)
+
+
 class TrainedClassifier:
-    """A trained :class:`SmallConvClassifier` with its data set, metadata and the real test-feature statistics.
+    """A trained :class:`SmallConvClassifier`, its data set, metadata and the real test-feature statistics.
 
     ``test_mu`` (F,), ``test_sigma`` (F, F) are float64 statistics of the test set's penultimate features.
     """
 
     def __init__(self, model, *, dataset, test_mu, test_sigma, metadata=None, device="cpu"):
         self.model = model.to(device).eval()
-        self.dataset, self.device = dataset, torch.device(device)
+        self.dataset = dataset
         self.test_mu = torch.as_tensor(test_mu, dtype=torch.float64)  # (F,)
         self.test_sigma = torch.as_tensor(test_sigma, dtype=torch.float64)  # (F, F)
         self.metadata = dict(metadata or {})
 
-    @torch.no_grad()
     def outputs(self, images: torch.Tensor, *, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-        """``images`` (N, C, H, W) in [0, 1] -> (probabilities (N, K) float64, features (N, F) float64)."""
-        c = self.model.config["in_channels"]
-        if images.dim() != 4 or tuple(images.shape[1:]) != (c, 28, 28):
-            raise ValueError(
-                f"classifier expects images of shape (N, {c}, 28, 28), got {tuple(images.shape)}"
-            )
-        probs, feats = [], []
-        for start in range(0, images.shape[0], batch_size):
-            x = quantize(images[start : start + batch_size].float()).to(self.device)  # (B, C, 28, 28)
-            logits, f = self.model.forward_with_features(x)  # (B, K), (B, F)
-            probs.append(logits.double().softmax(dim=1).cpu())
-            feats.append(f.double().cpu())
-        return torch.cat(probs), torch.cat(feats)
+        """:func:`classifier_outputs` of this classifier: (probabilities (N, K), features (N, F)), float64."""
+        return classifier_outputs(self.model, images, batch_size=batch_size)
 
     def score(self, probs: torch.Tensor, *, splits: int = 10) -> tuple[float, float]:
-        """Classifier score: the Inception Score formula on this classifier's probabilities (in-order splits)."""
+        """Classifier score: the Inception Score formula on this classifier's ``probs`` (in-order splits)."""
         return inception_score(probs, splits=splits)
 
     def frechet(self, features: torch.Tensor) -> float:
@@ -143,7 +152,7 @@ class TrainedClassifier:
 
 
 def save_classifier(trained: TrainedClassifier, path: str | os.PathLike) -> Path:
-    """Write ``trained`` atomically as a dict of tensors and plain metadata (``torch.load(weights_only=True)``)."""
+    """Write ``trained`` atomically: a dict of tensors and plain metadata (loads with weights_only=True)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}
@@ -166,7 +175,7 @@ def save_classifier(trained: TrainedClassifier, path: str | os.PathLike) -> Path
 def load_classifier(
     dataset: str, path: str | os.PathLike | None = None, *, device="cpu"
 ) -> TrainedClassifier:
-    """Load the classifier of ``dataset`` from ``path`` (default :func:`classifier_path`); UserError if missing."""
+    """The classifier of ``dataset`` from ``path`` (default :func:`classifier_path`); UserError if absent."""
     name = canonical_dataset(dataset)
     path = Path(path) if path is not None else classifier_path(name)
     if not path.is_file():
@@ -197,7 +206,7 @@ def load_classifier(
 
 
 def fit_classifier(model, images, labels, *, epochs=4, batch_size=128, lr=2e-3, seed=0, progress=False):
-    """Train ``model`` with Adam and a cosine-decayed step size on ``images`` (N, C, 28, 28) uint8, ``labels`` (N,).
+    """Train ``model`` (Adam, cosine-decayed step size) on uint8 ``images`` (N, C, 28, 28), ``labels`` (N,).
 
     Batches are drawn from a seeded permutation per epoch; the images stay on their device as uint8.
     """
@@ -251,10 +260,8 @@ def train_classifier(
     name = canonical_dataset(dataset_name)
     data = load_dataset(name, data_dir=data_dir)
     torch.manual_seed(seed)
-    model = SmallConvClassifier(
-        data.train_images.shape[1], data.num_classes, width=width, feature_dim=feature_dim
-    )
-    model = model.to(device)
+    c = data.train_images.shape[1]
+    model = SmallConvClassifier(c, data.num_classes, width=width, feature_dim=feature_dim).to(device)
     t0 = time.perf_counter()
     fit_classifier(
         model,
@@ -267,15 +274,12 @@ def train_classifier(
         progress=progress,
     )
     seconds = time.perf_counter() - t0
-    trained = TrainedClassifier(
-        model, dataset=name, test_mu=torch.zeros(1), test_sigma=torch.zeros(1, 1), device=device
-    )
-    test_probs, test_feats = trained.outputs(data.test_images.float() / 255)  # (N, K), (N, F)
-    trained.test_mu, trained.test_sigma = (torch.from_numpy(s) for s in gaussian_statistics(test_feats))
+    test_probs, test_feats = classifier_outputs(model, data.test_images.float() / 255)  # (N, K), (N, F)
     accuracy = (test_probs.argmax(1) == data.test_labels).double().mean().item()
-    subset = torch.randperm(data.train_images.shape[0], generator=torch.Generator().manual_seed(seed))[
-        :10_000
-    ]
+    mu, sigma = gaussian_statistics(test_feats)
+    trained = TrainedClassifier(model, dataset=name, test_mu=mu, test_sigma=sigma, device=device)
+    g = torch.Generator().manual_seed(seed)
+    subset = torch.randperm(data.train_images.shape[0], generator=g)[:10_000]  # the ceiling's sample
     _, train_feats = trained.outputs(data.train_images[subset].float() / 255)
     score_mean, score_std = trained.score(test_probs)
     trained.metadata = {

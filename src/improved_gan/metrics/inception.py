@@ -1,20 +1,20 @@
-"""The paper's Inception Score for 32x32 RGB samples (CIFAR-10, SVHN): images -> 2015 Inception-v3 probabilities.
+"""The paper's Inception Score for 32x32 RGB samples (CIFAR-10, SVHN): images -> Inception-v3 probabilities.
 
 SPEC section 7 / paper section 4: ``IS = exp(E_x KL(p(y|x) || p(y)))`` over 50,000 samples in 10 in-order
-splits, with ``p(y|x) = softmax`` of the 2015 Inception-v3 graph's 1008 logits taken WITHOUT the final bias, on
-images in [0, 255] resized bilinearly (TensorFlow 1.x) to 299x299. This adapter turns generated images into
+splits, with ``p(y|x) = softmax`` of the 2015 Inception-v3 graph's 1008 logits taken WITHOUT the final bias,
+on images in [0, 255] resized bilinearly (TensorFlow 1.x) to 299x299. This adapter turns generated images into
 those probabilities; the formula itself is :func:`improved_gan.metrics.inception_score`.
 
 Backends (``backend=``): ``"torch-fidelity"`` uses ``torch_fidelity``'s ``FeatureExtractorInceptionV3`` (the
 optional extra ``improved-gan[inception]``; it needs a torchvision that imports beside your torch);
 ``"builtin"`` uses :class:`improved_gan.metrics.inception_net.InceptionV3TF2015`, the same graph written here;
-``"auto"`` (default) takes torch-fidelity when it imports, else the builtin one. Both read the same local weights
-file (torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``); nothing is ever downloaded, and
-torchvision's ImageNet Inception (whose scores are lower) is never used as a fallback.
+``"auto"`` (default) takes torch-fidelity when it imports, else the builtin one. Both read the same local
+weights file (torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``); nothing is ever downloaded,
+and torchvision's ImageNet Inception (whose scores are lower) is never used as a fallback.
 
 Deviations from torch-fidelity's ``calculate_metrics(isc=True)``: it shuffles the samples before splitting
-(``samples_shuffle=True``); we split in order as the paper's code does. Generated images in [0, 1] are rounded to
-uint8 (``round(255 x)``) first, as if saved as PNG, since both networks take 8-bit images.
+(``samples_shuffle=True``); we split in order as the paper's code does. Generated images in [0, 1] are
+rounded to uint8 (``round(255 x)``) first, as if saved as PNG, since both networks take 8-bit images.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def weights_search_path() -> list[Path]:
 
 
 def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
-    """The weights file: ``path``, else ``$IMPROVED_GAN_INCEPTION_WEIGHTS``, else :func:`weights_search_path`."""
+    """The weights file: ``path``, else ``$IMPROVED_GAN_INCEPTION_WEIGHTS``, else the search path."""
     named = path if path is not None else os.environ.get(ENV_WEIGHTS) or None
     if named is not None:
         named = Path(named).expanduser()
@@ -65,7 +65,7 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_inception_weights(model: InceptionV3TF2015, path: str | os.PathLike) -> InceptionV3TF2015:
-    """Fill ``model`` from a torch-fidelity weights file with strict key matching; UserError on a foreign file.
+    """Fill ``model`` from a torch-fidelity weights file, keys matched strictly; UserError on a foreign file.
 
     The converted file has no ``num_batches_tracked`` entries (a plain dict saved without version metadata);
     batch norm's loader fills those in, every other key must match exactly.
@@ -90,7 +90,7 @@ def load_inception_weights(model: InceptionV3TF2015, path: str | os.PathLike) ->
 
 
 def _torch_fidelity_extractor(path: Path):
-    """torch-fidelity's extractor reading ``path``, or None when torch_fidelity (or its torchvision) won't import."""
+    """torch-fidelity's extractor reading ``path``; None when torch_fidelity (or torchvision) won't import."""
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except Exception:  # ImportError, or torchvision failing to load beside this torch
@@ -128,7 +128,7 @@ class InceptionScorer:
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor, *, batch_size: int = 50) -> torch.Tensor:
-        """``images`` (N, 3, H, W), float in [0, 1] or uint8 -> logits without the final bias (N, 1008), float32."""
+        """``images`` (N, 3, H, W), float in [0, 1] or uint8 -> logits without the final bias (N, 1008)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"the Inception Score needs RGB images (N, 3, H, W), got {tuple(images.shape)}")
         out = []

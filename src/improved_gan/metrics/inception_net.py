@@ -7,10 +7,12 @@ this module builds the same network with the same module and parameter names as 
 ``FeatureExtractorInceptionV3``, so its converted weights file ``weights-inception-2015-12-05-6726825d.pth``
 loads here with ``torch.load(weights_only=True)`` and strict key matching. We never download it.
 
-How the 2015 graph differs from torchvision's ImageNet ``inception_v3`` (whose scores are lower: never mix them):
+How the 2015 graph differs from torchvision's ImageNet ``inception_v3`` (whose scores are lower: never mix
+them):
 
-- inputs are RGB in [0, 255], resized to 299x299 with TensorFlow 1.x bilinear resizing (``align_corners=False``,
-  no half-pixel centres: :func:`resize_bilinear_tf1`), then mapped by ``(x - 128) / 128``;
+- inputs are RGB in [0, 255], resized to 299x299 with TensorFlow 1.x bilinear resizing
+  (``align_corners=False``, no half-pixel centres: :func:`resize_bilinear_tf1`), then mapped by
+  ``(x - 128) / 128``;
 - batch norm has ``eps = 0.001`` and the convolutions have no bias;
 - the average-pool branches ignore the zero padding (``count_include_pad=False``), and the last block
   (``Mixed_7c``) pools its branch with a 3x3 MAX pool, not an average;
@@ -83,7 +85,7 @@ def _chain(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
 
 
 class InceptionA(nn.Module):
-    """35x35 block (Mixed_5b..5d): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avg-pool-1x1 -> 224 + pool_features channels."""
+    """35x35 block (Mixed_5b..5d): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avg-pool-1x1 -> 224 + pool_features."""
 
     def __init__(self, c_in: int, pool_features: int):
         super().__init__()
@@ -225,7 +227,8 @@ class InceptionV3TF2015(nn.Module):
     """The 2015 Inception-v3 graph; ``forward`` maps RGB images in [0, 255] (N, 3, H, W) to unbiased logits.
 
     Parameter names equal torch-fidelity's ``FeatureExtractorInceptionV3`` state_dict keys. Weights are
-    random until :func:`improved_gan.metrics.inception.load_inception_weights` fills them; keep it in eval mode.
+    random until :func:`improved_gan.metrics.inception.load_inception_weights` fills them; it stays in eval
+    mode.
     """
 
     def __init__(self, *, input_size: int = INPUT_SIZE):
@@ -251,7 +254,7 @@ class InceptionV3TF2015(nn.Module):
         self.eval()
 
     def pool_features(self, images: torch.Tensor) -> torch.Tensor:
-        """RGB ``images`` (N, 3, H, W) with values in [0, 255] (float or uint8) -> pool3 features (N, 2048)."""
+        """RGB ``images`` (N, 3, H, W) in [0, 255] (float or uint8) -> pool3 features (N, 2048)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"Inception-v3 expects RGB images (N, 3, H, W), got {tuple(images.shape)}")
         x = resize_bilinear_tf1(images.float(), (self.input_size,) * 2)  # (N, 3, 299, 299)

@@ -1,8 +1,8 @@
-"""Mode coverage of samples from a 2-D Gaussian mixture (``ring8``, ``grid25``): how much a generator collapses.
+"""Mode coverage of samples from a 2-D Gaussian mixture (``ring8``, ``grid25``): how a generator collapses.
 
-The paper (section 3.2) motivates minibatch discrimination by the generator collapsing onto few points but has no
-toy experiment; we measure collapse as the later mode-collapse literature does (Unrolled GANs, Metz et al. 2017;
-VEEGAN; PacGAN). With centres ``mu_k`` (K, 2) and a common per-coordinate std ``s``:
+The paper (section 3.2) motivates minibatch discrimination by the generator collapsing onto few points but
+has no toy experiment; we measure collapse as the later mode-collapse literature does (Unrolled GANs, Metz et
+al. 2017; VEEGAN; PacGAN). With centres ``mu_k`` (K, 2) and a common per-coordinate std ``s``:
 
 | name           | definition                                                                          |
 |----------------|-------------------------------------------------------------------------------------|
@@ -10,12 +10,13 @@ VEEGAN; PacGAN). With centres ``mu_k`` (K, 2) and a common per-coordinate std ``
 | high quality   | ``|x - mu_k(x)|_2 <= num_std * s`` (``num_std`` = 3)                                 |
 | ``high_quality`` | the fraction of samples that are high quality                                     |
 | ``n_k``        | the number of high-quality samples with ``k(x) = k``                                 |
-| ``modes``      | the number of modes with ``n_k >= min_count`` (``min_count`` = 1; PacGAN uses 20 of 2,500) |
+| ``modes``      | the number of modes with ``n_k >= min_count`` (default 1; PacGAN uses 20 of 2,500)  |
 | ``mode_kl``    | ``KL(p || U) = sum_k p_k log(K p_k)``, ``p_k = n_k / sum_j n_j``, ``U`` uniform on K |
 
-``mode_kl`` is 0 for a perfectly balanced histogram, ``log K`` when every high-quality sample sits at one mode,
-and NaN when there are no high-quality samples (the histogram is undefined). For samples of the true mixture the
-expected ``high_quality`` is ``1 - exp(-num_std^2 / 2)`` (0.9889 at 3 std) when the modes are well separated.
+``mode_kl`` is 0 for a perfectly balanced histogram, ``log K`` when every high-quality sample sits at one
+mode, and NaN when there are no high-quality samples (the histogram is undefined). For samples of the true
+mixture the expected ``high_quality`` is ``1 - exp(-num_std^2 / 2)`` (0.9889 at 3 std) when the modes are
+well separated.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def assign_modes(points, centres) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def mode_statistics(points, centres, std: float, *, num_std: float = 3.0, min_count: int = 1) -> dict:
-    """``{"modes": int, "high_quality": float, "mode_kl": float}`` of ``points`` (N, 2) for ``centres`` (K, 2).
+    """``{"modes": int, "high_quality": float, "mode_kl": float}`` of ``points`` (N, 2), ``centres`` (K, 2).
 
     Args:
         points: generated samples, tensor or array ``(N, 2)``, N >= 1.

@@ -5,12 +5,12 @@ probabilities or features are adapters (:mod:`.classifier`, :mod:`.inception`) a
 functions (:func:`~improved_gan.metrics.inception_score`, :func:`~improved_gan.metrics.frechet_distance`,
 :func:`~improved_gan.metrics.mode_coverage.mode_statistics`).
 
-| metric            | data sets            | keys it returns                                  | what it is                |
-|-------------------|----------------------|--------------------------------------------------|---------------------------|
-| ``classifier_score`` | fashion-mnist, mnist | ``classifier_score``, ``classifier_score_std`` | IS formula, own classifier |
-| ``classifier_fid``   | fashion-mnist, mnist | ``classifier_fid``                     | FD of its features to the test set |
-| ``inception_score``  | cifar10, svhn        | ``inception_score``, ``inception_score_std`` | the paper's IS (SPEC section 7) |
-| ``modes``, ``high_quality``, ``mode_kl`` | ring8, grid25 | the same names | :mod:`.mode_coverage`  |
+| metric (data sets)                            | keys it returns      | what it is                       |
+|-----------------------------------------------|----------------------|----------------------------------|
+| classifier_score (fashion-mnist, mnist)       | classifier_score, *_std | IS formula, our own classifier |
+| classifier_fid (fashion-mnist, mnist)         | classifier_fid       | FD of its features to test set   |
+| inception_score (cifar10, svhn)               | inception_score, *_std | the paper's IS (SPEC section 7) |
+| modes, high_quality, mode_kl (ring8, grid25)  | the same names       | :mod:`.mode_coverage`            |
 
 Samples are images in [0, 1], float (N, C, H, W), or points (N, 2) for the 2-D mixtures. Scores split the N
 samples in order into ``splits`` (10) parts; the Frechet distance is biased in N, so compare runs (and the
@@ -66,7 +66,7 @@ def default_metrics(dataset: str) -> tuple[str, ...]:
 
 
 def default_num_samples(dataset: str) -> int:
-    """Samples per evaluation: the test-set size for 28x28 sets, 50,000 (the paper's) for IS, 2,500 for 2-D."""
+    """Samples per evaluation: the test-set size for 28x28 sets, 50,000 (the paper's) for IS, 2,500 in 2-D."""
     return _DEFAULTS[canonical_dataset(dataset)][1]
 
 
@@ -220,9 +220,9 @@ def compute_metrics(
     """Evaluate the metrics ``names`` (None: :func:`default_metrics`) on ``samples`` of ``dataset``.
 
     Returns a flat dict of floats (``modes`` is an int) in the order of ``names``; the keys are listed in the
-    module docstring. ``data_dir`` is accepted for symmetry with :func:`real_data_ceiling`; no metric here reads
-    data files (the classifier file carries the test statistics). Raises UserError for an unknown metric or one
-    that does not apply to ``dataset``, TypeError for an unknown option.
+    module docstring. ``data_dir`` is accepted for symmetry with :func:`real_data_ceiling`; no metric here
+    reads data files (the classifier file carries the test statistics). Raises UserError for an unknown metric
+    or one that does not apply to ``dataset``, TypeError for an unknown option.
     """
     dataset = canonical_dataset(dataset)
     unknown = set(options) - _OPTIONS

@@ -63,6 +63,7 @@ class TrainConfig:
     steps: int = 180_000  # discriminator updates (reference MNIST: 300 epochs x 600 steps)
     eval_every: int = 600
     checkpoint_every: int = 600
+    keep_every: int = 0  # also keep checkpoints/step_XXXXXXX.pt every N steps (0 = only last.pt)
     ema_decay: float = 0.9999  # EMA of D's parameters for evaluation (reference code)
     eval_samples: int = 10_000  # generated samples for sample-quality metrics
     metrics: tuple[str, ...] = ()  # sample-quality metrics; () = the data set's defaults
@@ -151,7 +152,7 @@ def validate(cfg: Config) -> Config:
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f"{key}={flat[key]}: expected a positive integer")
-    for key in ("data.labels_per_class", "model.minibatch_kernels", "train.sample_grid"):
+    for key in ("data.labels_per_class", "model.minibatch_kernels", "train.sample_grid", "train.keep_every"):
         if flat[key] < 0:
             raise ConfigError(f"{key}={flat[key]}: expected a non-negative integer")
     if not 0.0 < flat["optim.lr"]:

@@ -8,6 +8,7 @@ which owns the schedule of evaluations, sample grids and checkpoints. Only rank 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,9 @@ def _save(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo) -> None:
     state = trainer.state_dict()  # collective under torchrun (gathers every rank's RNG state)
     if dist.is_main:
         save_checkpoint(folder.last, state)
+        keep = trainer.cfg.train.keep_every
+        if keep and trainer.step % keep == 0:
+            shutil.copyfile(folder.last, folder.checkpoints / f"step_{trainer.step:07d}.pt")
         _save_generator(trainer, folder)
 
 
