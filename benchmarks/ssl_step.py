@@ -36,7 +36,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -49,11 +48,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from improved_gan.nn import WeightNormLinear
-from improved_gan.optim import ReferenceAdam
-from improved_gan.training.loop import Trainer
-from improved_gan.training.presets import get_preset
-from improved_gan.training.run import load_train_data
+if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import machine_info  # noqa: E402
+from improved_gan.nn import WeightNormLinear  # noqa: E402
+from improved_gan.optim import ReferenceAdam  # noqa: E402
+from improved_gan.training.loop import Trainer  # noqa: E402
+from improved_gan.training.presets import get_preset  # noqa: E402
+from improved_gan.training.run import load_train_data  # noqa: E402
 
 TARGET_RATIO = 3.0
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "ssl_step.json"
@@ -208,13 +211,9 @@ VARIANTS = {  # name -> patches applied to a fresh Trainer; each keeps float32 n
 # -------------------------------------------------------------------------------------------- FLOPs and peak
 def dense_layers(net: nn.Module) -> list[tuple[int, int]]:
     """``(in, out)`` of the dense layers of ``net`` in forward order."""
-    out = []
-    for m in net.modules():
-        if isinstance(m, WeightNormLinear):
-            out.append((m.in_features, m.out_features))
-        elif isinstance(m, nn.Linear):
-            out.append((m.in_features, m.out_features))
-    return out
+    return [
+        (m.in_features, m.out_features) for m in net.modules() if isinstance(m, (WeightNormLinear, nn.Linear))
+    ]
 
 
 def analytic_flops(G: nn.Module, D: nn.Module, bs: int) -> dict[str, int]:
@@ -304,37 +303,7 @@ def profile_step(step, steps: int, rows: int = 15) -> dict:
     return {"ms_per_step": total / 1e3 / steps, "shares": share, "top": rows_out}
 
 
-def machine_info() -> dict:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor()
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "load_average_start": os.getloadavg(),
-    }
-
-
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=20, help="steps per timed block")
-    ap.add_argument("--repeats", type=int, default=5, help="timed blocks per runner")
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
-    ap.add_argument("--profile", action="store_true", help="also profile our step (top ops by self CPU time)")
-    ap.add_argument("--no-variants", action="store_true", help="skip the speed-idea variants of our step")
-    ap.add_argument("--bf16", action="store_true", help="also time our step under bfloat16 autocast")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
+def measure(args: argparse.Namespace) -> dict:
     cfg = get_preset("fmnist-ssl")
     bs = cfg.data.batch_size
     data, _ = load_train_data(cfg, data_dir=args.data_dir, device="cpu")
@@ -351,46 +320,54 @@ def main(argv: list[str] | None = None) -> dict:
         if args.bf16:
             runners["ours+bf16_autocast"] = bf16_step(Trainer(cfg, data))
 
+    machine = machine_info(torch.device("cpu"))
     flops = analytic_flops(ours.G, ours.D, bs)
     counted = {"ours": counted_flops(ours.train_step), "plain": counted_flops(plain.train_step)}
     times = interleaved(runners, steps=args.steps, repeats=args.repeats, warmup=args.warmup)
     peak = matmul_peak()
+    machine["load_average_end"] = list(os.getloadavg())
 
+    rates = {name: [args.steps / t for t in ts] for name, ts in times.items()}
+    base = statistics.median(rates["plain"])
+    runners_out = {}
+    for name, r in rates.items():
+        sps = statistics.median(r)
+        row = {
+            "steps_per_s": sps,
+            "examples_per_s": sps * bs,
+            "ratio_to_plain": sps / base,
+            "steps_per_s_min_max": [min(r), max(r)],
+        }
+        if name in flops:
+            row.update(flops_per_step=flops[name], flops_counted=counted[name], flop_per_s=flops[name] * sps)
+        runners_out[name] = row
+    best_peak = max(peak.values())
+    ours_row = runners_out["ours"]
     result = {
-        "machine": machine_info(),
+        "machine": machine,
         "preset": cfg.preset,
         "batch_size": bs,
         "steps_per_block": args.steps,
         "blocks": args.repeats,
         "block_seconds": times,
-        "runners": {},
+        "runners": runners_out,
+        "matmul_peak_flop_per_s": peak,
+        "ours_fraction_of_peak": ours_row["flop_per_s"] / best_peak,
+        # the ratio ours would reach if its matmuls ran at the measured peak and nothing else cost time
+        "ratio_ceiling_at_peak": best_peak / flops["ours"] / base,
+        "target_ratio": TARGET_RATIO,
+        "target_met": ours_row["ratio_to_plain"] >= TARGET_RATIO,
     }
-    base = statistics.median(args.steps / t for t in times["plain"])
-    for name, ts in times.items():
-        sps = statistics.median(args.steps / t for t in ts)
-        row = {
-            "steps_per_s": sps,
-            "examples_per_s": sps * bs,
-            "ratio_to_plain": sps / base,
-            "spread_steps_per_s": [min(args.steps / t for t in ts), max(args.steps / t for t in ts)],
-        }
-        if name in flops:
-            row.update(flops_per_step=flops[name], flops_counted=counted[name], flop_per_s=flops[name] * sps)
-        result["runners"][name] = row
-    best_peak = max(peak.values())
-    result["matmul_peak_flop_per_s"] = peak
-    result["ours_fraction_of_peak"] = result["runners"]["ours"]["flop_per_s"] / best_peak
-    # the ratio ours would reach if its matmuls ran at the measured peak with nothing else costing time
-    result["ratio_ceiling_at_peak"] = best_peak / flops["ours"] / result["runners"]["plain"]["steps_per_s"]
-    result["target_ratio"] = TARGET_RATIO
-    result["target_met"] = result["runners"]["ours"]["ratio_to_plain"] >= TARGET_RATIO
-    if args.profile:
+    if args.profile or not result["target_met"]:
         result["profile_ours"] = profile_step(ours.train_step, steps=5)
-    result["machine"]["load_average_end"] = os.getloadavg()
+    return result
 
+
+def print_report(result: dict) -> None:
+    m = result["machine"]
     print(
-        f"fmnist-ssl step, batch {bs}, {torch.get_num_threads()} thread(s), {result['machine']['cpu']}, "
-        f"load {result['machine']['load_average_start'][0]:.1f}"
+        f"fmnist-ssl step, batch {result['batch_size']}, {m['torch_threads']} thread(s), {m['cpu']}, "
+        f"load average {m['load_average_1_5_15_min'][0]:.1f} -> {m['load_average_end'][0]:.1f}"
     )
     print(f"{'runner':<20}{'steps/s':>9}{'examples/s':>12}{'x plain':>9}{'GFLOP/step':>12}{'GFLOP/s':>9}")
     for name, r in result["runners"].items():
@@ -398,28 +375,42 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"{name:<20}{r['steps_per_s']:>9.2f}{r['examples_per_s']:>12.0f}{r['ratio_to_plain']:>9.2f}{gf}"
         )
-    print(f"FlopCounterMode: ours {counted['ours'] / 1e9:.3f}, plain {counted['plain'] / 1e9:.3f} GFLOP/step")
+    counted = {k: result["runners"][k]["flops_counted"] / 1e9 for k in ("ours", "plain")}
+    print(f"FlopCounterMode: ours {counted['ours']:.3f}, plain {counted['plain']:.3f} GFLOP/step")
+    peaks = ", ".join(f"{k}^2 {v / 1e9:.1f}" for k, v in result["matmul_peak_flop_per_s"].items())
     print(
-        "matmul peak: "
-        + ", ".join(f"{k}^2 {v / 1e9:.1f} GFLOP/s" for k, v in peak.items())
-        + f"; ours reaches {100 * result['ours_fraction_of_peak']:.0f}% of it"
+        f"matmul peak GFLOP/s: {peaks}; ours reaches {100 * result['ours_fraction_of_peak']:.0f}% of the best"
     )
-    print(
-        f"ceiling: ours at matmul peak, zero overhead, would be {result['ratio_ceiling_at_peak']:.2f}x plain"
-    )
-    print(f"target ours >= {TARGET_RATIO}x plain: {'met' if result['target_met'] else 'NOT met'}")
-    if args.profile:
+    print(f"ceiling: ours at matmul peak, no overhead: {result['ratio_ceiling_at_peak']:.2f}x plain")
+    print(f"target ours >= {result['target_ratio']}x plain: {'met' if result['target_met'] else 'NOT met'}")
+    if "profile_ours" in result:
         prof = result["profile_ours"]
-        print(
-            f"\nprofile of our step ({prof['ms_per_step']:.1f} ms/step under the profiler): "
-            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in prof["shares"].items())
-        )
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in prof["shares"].items())
+        print(f"\nprofile of our step ({prof['ms_per_step']:.1f} ms/step under the profiler): {shares}")
         print(f"{'op':<24}{'input shapes':<40}{'calls':>6}{'ms/step':>9}{'share':>7}")
         for r in prof["top"]:
             print(
                 f"{r['op'][:24]:<24}{r['shapes'][:40]:<40}{r['calls']:>6}{r['ms_per_step']:>9.2f}"
                 f"{100 * r['share']:>6.1f}%"
             )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    ap.add_argument("--repeats", type=int, default=5, help="timed blocks per runner")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    ap.add_argument("--profile", action="store_true", help="profile our step even when the target is met")
+    ap.add_argument("--no-variants", action="store_true", help="skip the speed-idea variants of our step")
+    ap.add_argument("--bf16", action="store_true", help="also time our step under bfloat16 autocast")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = measure(args)
+    print_report(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)

@@ -113,7 +113,9 @@ class _Python2StylePickler(pickle._Pickler):
     dispatch[str] = _save_py2_str
 
 
-def cifar_py_bytes(images: np.ndarray, labels: np.ndarray, *, protocol: int = 4, python2: bool = False) -> bytes:
+def cifar_py_bytes(
+    images: np.ndarray, labels: np.ndarray, *, protocol: int = 4, python2: bool = False
+) -> bytes:
     """A pickled batch dict {b'batch_label', b'labels' (list of int), b'data' (N, 3072) uint8, b'filenames'}."""
     batch = {
         b"batch_label": b"training batch 1 of 5",

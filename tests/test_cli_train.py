@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from data_files import write_idx_dataset
 from PIL import Image
 
+from data_files import write_idx_dataset
 from improved_gan.cli import main
 
 TINY = ["--set", "data.batch_size=20", "--set", "model.init_batch=40", "--quiet"]

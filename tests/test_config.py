@@ -8,8 +8,16 @@ from improved_gan.training.presets import get_preset
 
 
 def test_override_sets_nested_fields_with_their_types():
-    cfg = override(Config(), ["optim.lr=0.01", "data.batch_size=7", "loss.use_labels=true", "seed=5",
-                              "train.metrics=classifier_score,classifier_fid"])
+    cfg = override(
+        Config(),
+        [
+            "optim.lr=0.01",
+            "data.batch_size=7",
+            "loss.use_labels=true",
+            "seed=5",
+            "train.metrics=classifier_score,classifier_fid",
+        ],
+    )
     assert cfg.optim.lr == 0.01 and isinstance(cfg.optim.lr, float)
     assert cfg.data.batch_size == 7 and isinstance(cfg.data.batch_size, int)
     assert cfg.seed == 5
@@ -19,8 +27,18 @@ def test_override_sets_nested_fields_with_their_types():
 
 @pytest.mark.parametrize(
     "item",
-    ["nope.lr=1", "optim.learning_rate=1", "optim.lr=abc", "data.batch_size=1.5", "data.batch_size=0",
-     "optim.beta1=1.0", "model.arch=resnet", "loss.real_target=0", "loss.use_labels=maybe", "optim.lr"],
+    [
+        "nope.lr=1",
+        "optim.learning_rate=1",
+        "optim.lr=abc",
+        "data.batch_size=1.5",
+        "data.batch_size=0",
+        "optim.beta1=1.0",
+        "model.arch=resnet",
+        "loss.real_target=0",
+        "loss.use_labels=maybe",
+        "optim.lr",
+    ],
 )
 def test_bad_overrides_raise_config_error_naming_the_key(item):
     with pytest.raises(ConfigError) as info:

@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from data_files import cifar_bin_bytes, cifar_py_bytes, write_cifar_bin_dataset, write_cifar_py_dataset
 
+from data_files import cifar_bin_bytes, cifar_py_bytes, write_cifar_bin_dataset, write_cifar_py_dataset
 from improved_gan.data import DataError
 from improved_gan.data.cifar import RestrictedUnpickler, load_cifar_folder, read_cifar_bin, read_cifar_py
 
@@ -142,6 +142,7 @@ def test_py_structure_checks(tmp_path):
     assert "2 images" in _write_py(tmp_path, {b"data": good, b"labels": [0, 1, 2]})
     assert "label 10" in _write_py(tmp_path, {b"data": good, b"labels": [0, 10]})
     assert "label -1" in _write_py(tmp_path, {b"data": good, b"labels": [-1, 0]})
+    assert f"label {2**70}" in _write_py(tmp_path, {b"data": good, b"labels": [0, 2**70]})
 
 
 def test_py_truncated_and_garbage(tmp_path):

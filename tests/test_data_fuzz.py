@@ -11,10 +11,10 @@ import struct
 
 import numpy as np
 import pytest
-from data_files import cifar_bin_bytes, cifar_py_bytes, idx_bytes, write_idx_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_files import cifar_bin_bytes, cifar_py_bytes, idx_bytes, write_idx_dataset
 from improved_gan.data import DataError
 from improved_gan.data.cifar import read_cifar_bin, read_cifar_py
 from improved_gan.data.idx import load_idx_folder, read_idx

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-from data_files import IDX_NAMES, idx_bytes, write_bytes, write_idx_dataset
 
+from data_files import IDX_NAMES, idx_bytes, write_bytes, write_idx_dataset
 from improved_gan.data import DataError
 from improved_gan.data.idx import find_idx_file, load_idx_folder, load_idx_split, read_bytes, read_idx
 
@@ -25,7 +25,9 @@ def _check_equal(loaded: dict, written: dict) -> None:
 @pytest.mark.parametrize("gz", [True, False])
 @pytest.mark.parametrize("dot_naming", [False, True])
 def test_reads_back_exactly(tmp_path, gz, dot_naming):
-    written = write_idx_dataset(tmp_path, n_train=30, n_test=12, shape=(28, 28), seed=3, gz=gz, dot_naming=dot_naming)
+    written = write_idx_dataset(
+        tmp_path, n_train=30, n_test=12, shape=(28, 28), seed=3, gz=gz, dot_naming=dot_naming
+    )
     loaded = load_idx_folder(tmp_path)
     _check_equal(loaded, written)
     assert loaded["train_images"].shape == (30, 1, 28, 28)
@@ -42,7 +44,9 @@ def test_other_image_size(tmp_path):
 def test_header_layout_is_big_endian(tmp_path):
     # Hand-written file: magic 0x00000803, sizes 2, 3, 1, then six bytes in row-major order.
     path = tmp_path / "x-idx3-ubyte"
-    path.write_bytes(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x01" + bytes(range(6)))
+    path.write_bytes(
+        b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x01" + bytes(range(6))
+    )
     np.testing.assert_array_equal(read_idx(path, ndim=3), np.arange(6, dtype=np.uint8).reshape(2, 3, 1))
 
 
@@ -143,7 +147,9 @@ def test_corrupt_gzip(tmp_path, cut):
 
 def test_split_image_sizes_must_agree(tmp_path):
     write_idx_dataset(tmp_path, n_train=10, n_test=10, shape=(28, 28))
-    write_bytes(tmp_path / "t10k-images-idx3-ubyte.gz", idx_bytes(np.zeros((10, 8, 8), dtype=np.uint8)), gz=True)
+    write_bytes(
+        tmp_path / "t10k-images-idx3-ubyte.gz", idx_bytes(np.zeros((10, 8, 8), dtype=np.uint8)), gz=True
+    )
     assert "t10k-images" in _error(lambda: load_idx_folder(tmp_path))
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_files import write_cifar_bin_dataset, write_cifar_py_dataset, write_idx_dataset, write_svhn_dataset
 
-from improved_gan.data import DataError, ImageDataset, load_dataset, registry
+from data_files import write_cifar_bin_dataset, write_cifar_py_dataset, write_idx_dataset, write_svhn_dataset
+from improved_gan.data import DataError, ImageDataset, load_dataset, normalize, registry, to_unit
 from improved_gan.errors import ConfigError, UserError
 
 SYSTEM_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -152,6 +152,10 @@ def test_normalize_and_to_unit(name, c, formula):
     assert ds.to_unit(torch.full((2,), -5.0)).tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="uint8"):
         ds.normalize(x.float())
+    # the module-level functions (used where only the data set's name is known) agree with the methods
+    assert torch.equal(normalize(name, x), y) and torch.equal(to_unit(name, y), ds.to_unit(y))
+    with pytest.raises(ConfigError):
+        to_unit("ring8", y)
 
 
 def test_image_dataset_checks_its_fields():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from data_files import write_svhn_dataset, write_svhn_mat
 
+from data_files import write_svhn_dataset, write_svhn_mat
 from improved_gan.data import DataError
 from improved_gan.data.svhn import load_svhn_folder, read_svhn_mat
 

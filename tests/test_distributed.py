@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from data_files import write_idx_dataset
 
+from data_files import write_idx_dataset
 from improved_gan.losses import feature_matching_loss
 from improved_gan.training import distributed as D_
 
@@ -35,7 +35,9 @@ def _fm_worker(rank: int, world: int, port: int, real: torch.Tensor, fake: torch
     fake_mean = D_.global_mean(fake_local.mean(0), info)
     loss = feature_matching_loss(real_mean[None], fake_mean[None]) * world
     loss.backward()
-    torch.save((real_mean.detach(), fake_mean.detach(), loss.detach() / world, fake_local.grad), f"{out}/{rank}.pt")
+    torch.save(
+        (real_mean.detach(), fake_mean.detach(), loss.detach() / world, fake_local.grad), f"{out}/{rank}.pt"
+    )
     dist.destroy_process_group()
 
 
@@ -65,8 +67,17 @@ def test_all_reduced_feature_matching_equals_single_process_statistics(tmp_path)
 
 def _torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "improved_gan", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "improved_gan",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -78,8 +89,21 @@ def fake_fmnist(tmp_path_factory):
 
 
 def test_two_process_run_is_complete_written_once_and_resumable(fake_fmnist, tmp_path):
-    common = ["--data-dir", str(fake_fmnist), "--set", "data.batch_size=10", "--set", "model.init_batch=40",
-              "--quiet", "--eval-every", "2", "--checkpoint-every", "2", "--set", "train.keep_every=2"]
+    common = [
+        "--data-dir",
+        str(fake_fmnist),
+        "--set",
+        "data.batch_size=10",
+        "--set",
+        "model.init_batch=40",
+        "--quiet",
+        "--eval-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--set",
+        "train.keep_every=2",
+    ]
     run = tmp_path / "run"
     p = _torchrun("train", "fmnist-ssl", "--out", str(run), "--steps", "4", *common, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -120,8 +144,13 @@ def _assert_same(a, b) -> None:
 
 
 def _params_worker(rank: int, world: int, port: int, data_dir: str, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     from improved_gan.training.config import override
     from improved_gan.training.loop import Trainer

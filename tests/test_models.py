@@ -1,4 +1,4 @@
-"""Tests of the reference networks: shapes, ranges, data-dependent init, VBN independence, parameter counts."""
+"""Tests of the networks: shapes, ranges, data-dependent init, VBN independence, parameter counts."""
 
 import pytest
 import torch
@@ -17,32 +17,30 @@ from improved_gan.nn import (
 CASES = [
     ("mnist", lambda: M.MnistGenerator(), lambda: M.MnistDiscriminator(10), (1, 28, 28), 10, 250, (0, 1)),
     (
-        "mnist-mbd",
-        lambda: M.MnistGenerator(norm="virtual"),
-        lambda: M.MnistDiscriminator(1, minibatch_kernels=20),
+        "mnist-small-vbn-mbd",
+        lambda: M.MnistGenerator(norm="virtual", hidden=(64, 64)),
+        lambda: M.MnistDiscriminator(1, hidden=(64, 32), minibatch_kernels=20),
         (1, 28, 28),
         1,
-        250,
+        32,
         (0, 1),
     ),
-    ("cifar", lambda: M.CifarGenerator(), lambda: M.CifarDiscriminator(10), (3, 32, 32), 10, 192, (-1, 1)),
     (
-        "cifar-mbd",
-        lambda: M.CifarGenerator(norm="virtual"),
-        lambda: M.CifarDiscriminator(10, minibatch_kernels=100),
+        "cifar-narrow",
+        lambda: M.CifarGenerator(widths=(32, 16, 8)),
+        lambda: M.CifarDiscriminator(10, widths=(8, 16)),
         (3, 32, 32),
         10,
-        192,
+        16,
         (-1, 1),
     ),
-    ("svhn", lambda: M.SvhnGenerator(), lambda: M.SvhnDiscriminator(10), (3, 32, 32), 10, 128, (-1, 1)),
     (
-        "svhn-mbd",
-        lambda: M.SvhnGenerator(),
-        lambda: M.SvhnDiscriminator(10, minibatch_kernels=100),
+        "cifar-narrow-vbn-mbd",
+        lambda: M.CifarGenerator(norm="virtual", widths=(32, 16, 8)),
+        lambda: M.CifarDiscriminator(10, widths=(8, 16), minibatch_kernels=100),
         (3, 32, 32),
         10,
-        192,
+        16,
         (-1, 1),
     ),
     (
@@ -74,6 +72,33 @@ CASES = [
         None,
     ),
 ]
+# The reference-size conv networks (a few seconds each on 2 cores); their layer sizes are checked by the
+# parameter counts below in the fast suite.
+SLOW = [
+    ("cifar", lambda: M.CifarGenerator(), lambda: M.CifarDiscriminator(10), (3, 32, 32), 10, 192, (-1, 1)),
+    (
+        "cifar-mbd",
+        lambda: M.CifarGenerator(norm="virtual"),
+        lambda: M.CifarDiscriminator(10, minibatch_kernels=100),
+        (3, 32, 32),
+        10,
+        192,
+        (-1, 1),
+    ),
+    ("svhn", lambda: M.SvhnGenerator(), lambda: M.SvhnDiscriminator(10), (3, 32, 32), 10, 128, (-1, 1)),
+    (
+        "svhn-mbd",
+        lambda: M.SvhnGenerator(),
+        lambda: M.SvhnDiscriminator(10, minibatch_kernels=100),
+        (3, 32, 32),
+        10,
+        192,
+        (-1, 1),
+    ),
+]
+ALL_CASES = [pytest.param(*c, id=c[0]) for c in CASES] + [
+    pytest.param(*c, id=c[0], marks=pytest.mark.slow) for c in SLOW
+]
 
 
 def _init_generator(G, n=16, seed=0):
@@ -92,7 +117,7 @@ def _init_generator(G, n=16, seed=0):
     return x
 
 
-@pytest.mark.parametrize("name, make_g, make_d, shape, k, fdim, out_range", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("name, make_g, make_d, shape, k, fdim, out_range", ALL_CASES)
 def test_shapes_ranges_init_and_gradients(name, make_g, make_d, shape, k, fdim, out_range):
     torch.manual_seed(0)
     G, D = make_g(), make_d()
@@ -136,7 +161,9 @@ def test_data_dependent_init_standardises_the_logits_on_the_init_batch(make_d, i
     data_dependent_init(D, x)
     logits, _ = D(x)
     torch.testing.assert_close(logits.mean(dim=0), torch.zeros(logits.shape[1]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(logits.std(dim=0, correction=0), torch.full((logits.shape[1],), init_std), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        logits.std(dim=0, correction=0), torch.full((logits.shape[1],), init_std), atol=1e-4, rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,6 +214,7 @@ def test_vbn_generator_samples_after_load_without_a_new_reference_pass():
         (lambda: M.MnistDiscriminator(10, minibatch_kernels=10), True),
         (lambda: M.CifarDiscriminator(10, minibatch_kernels=100), True),
         (lambda: M.SvhnDiscriminator(10), False),
+        (lambda: M.SvhnDiscriminator(10, minibatch_kernels=100), True),
         (lambda: M.DCGANDiscriminator(1), True),
         (lambda: M.DCGANDiscriminator(1, minibatch_kernels=0), False),
         (lambda: M.ToyDiscriminator(1, minibatch_kernels=5), True),
@@ -225,7 +253,7 @@ def test_mnist_parameter_counts_by_hand():
     assert sum(p.numel() for p in D_mbd.parameters()) == total + mbd + head_growth
 
     G = M.MnistGenerator(100)
-    # dense without bias + batch-norm shift (no scale, the reference's g=None), twice; weight-norm output layer
+    # dense without bias + batch-norm shift (no scale: the reference's g=None), twice; weight-norm output
     expected_g = (100 * 500 + 500) + (500 * 500 + 500) + (500 * 784 + 784 + 784)
     assert sum(p.numel() for p in G.parameters()) == expected_g
     assert all(p.requires_grad for p in G.parameters())
@@ -256,11 +284,16 @@ def test_cifar_parameter_counts_by_hand():
     assert sum(p.numel() for p in M.CifarGenerator(100).parameters()) == expected_g
 
 
-def test_cifar_discriminator_noise_and_dropout_follow_the_reference_variants():
+def test_cifar_and_svhn_discriminators_follow_the_reference_variants():
     fm, mbd = M.CifarDiscriminator(10), M.CifarDiscriminator(10, minibatch_kernels=100)
     assert (fm.input_dropout.p, fm.input_noise.sigma) == (0.2, 0.0)
     assert (mbd.input_dropout.p, mbd.input_noise.sigma) == (0.0, 0.2)
     assert fm.dropout1.p == fm.dropout2.p == 0.5
+    # SVHN: 64/128 channels without minibatch discrimination, CIFAR's 96/192 with it
+    svhn_fm, svhn_mbd = M.SvhnDiscriminator(10), M.SvhnDiscriminator(10, minibatch_kernels=100)
+    assert svhn_fm.feature_dim == 128 and svhn_fm.stage1[0].out_channels == 64
+    assert svhn_mbd.feature_dim == 192 and svhn_mbd.stage1[0].out_channels == 96
+    assert (svhn_mbd.input_dropout.p, svhn_mbd.input_noise.sigma) == (0.0, 0.2)
 
 
 def test_features_are_the_last_hidden_layer_before_the_head():

@@ -19,8 +19,18 @@ EXPECTED_VARIANT_FIELDS = {
 
 def test_contract_preset_names_exist():
     names = set(preset_names())
-    for name in ("fmnist-ssl", "mnist-ssl", "cifar10-ssl", "svhn-ssl", "ring8-gan", "grid25-gan", "fmnist-gan",
-                 "cifar10-gan", "fmnist-classifier", "mnist-classifier"):
+    for name in (
+        "fmnist-ssl",
+        "mnist-ssl",
+        "cifar10-ssl",
+        "svhn-ssl",
+        "ring8-gan",
+        "grid25-gan",
+        "fmnist-gan",
+        "cifar10-gan",
+        "fmnist-classifier",
+        "mnist-classifier",
+    ):
         assert name in names
 
 

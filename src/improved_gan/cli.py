@@ -57,12 +57,16 @@ def _device(text: str) -> str:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)")
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
+    )
     p.add_argument("--device", type=_device, default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="improved-gan", description="Improved Techniques for Training GANs (Salimans et al. 2016)")
+    parser = _Parser(
+        prog="improved-gan", description="Improved Techniques for Training GANs (Salimans et al. 2016)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("presets", help="list the presets")
@@ -74,10 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=None, help="total discriminator updates")
     p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="in discriminator updates")
     p.add_argument("--eval-every", type=_positive_int, default=None, help="in discriminator updates")
-    p.add_argument("--time-budget", type=_positive_float, default=None, metavar="MINUTES",
-                   help="stop at the first step past this many minutes, then evaluate and write the results")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a configuration field by its dotted name, e.g. optim.lr=0.001")
+    p.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=None,
+        metavar="MINUTES",
+        help="stop at the first step past this many minutes, then evaluate and write the results",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration field by its dotted name, e.g. optim.lr=0.001",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p)
 
@@ -162,16 +177,23 @@ def cmd_train(args) -> int:
 
         dataset = CLASSIFIER_PRESETS[args.preset][0]
         kw = {"seed": args.seed} if args.seed is not None else {}
-        result = train_classifier(dataset, data_dir=args.data_dir, out=args.out, device=args.device,
-                                  progress=not args.quiet, **kw)
+        result = train_classifier(
+            dataset, data_dir=args.data_dir, out=args.out, device=args.device, progress=not args.quiet, **kw
+        )
         print(json.dumps(result, indent=2, default=str))
         return 0
     from improved_gan.training.run import train
 
     cfg = _resolve_config(args)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset}-{_timestamp()}"
-    summary = train(cfg, out, data_dir=args.data_dir, device=args.device, time_budget=args.time_budget,
-                    progress=not args.quiet)
+    summary = train(
+        cfg,
+        out,
+        data_dir=args.data_dir,
+        device=args.device,
+        time_budget=args.time_budget,
+        progress=not args.quiet,
+    )
     _print_summary(summary, out)
     return 0
 
@@ -179,8 +201,13 @@ def cmd_train(args) -> int:
 def cmd_resume(args) -> int:
     from improved_gan.training.run import resume
 
-    summary = resume(args.run_dir, data_dir=args.data_dir, device=args.device, time_budget=args.time_budget,
-                     progress=not args.quiet)
+    summary = resume(
+        args.run_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        time_budget=args.time_budget,
+        progress=not args.quiet,
+    )
     _print_summary(summary, Path(args.run_dir))
     return 0
 
@@ -191,8 +218,9 @@ def cmd_evaluate(args) -> int:
     if args.inception_weights:
         os.environ["IMPROVED_GAN_INCEPTION_WEIGHTS"] = args.inception_weights
     names = tuple(n.strip() for n in args.metrics.split(",") if n.strip()) if args.metrics else None
-    result = evaluate_run(args.run_dir, metrics=names, num_samples=args.num_samples, data_dir=args.data_dir,
-                          device=args.device)
+    result = evaluate_run(
+        args.run_dir, metrics=names, num_samples=args.num_samples, data_dir=args.data_dir, device=args.device
+    )
     width = max(len(k) for k in result) if result else 10
     print(f"{'metric':<{width}}  value")
     for k, v in result.items():
@@ -216,9 +244,18 @@ def cmd_ablate(args) -> int:
 
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else None
     out = Path(args.out) if args.out else Path("runs") / f"ablate-{args.preset}"
-    result = run_ablation(args.preset, out, variants=variants, seeds=args.seeds, time_budget=args.time_budget,
-                          steps=args.steps, overrides=tuple(args.overrides), data_dir=args.data_dir,
-                          device=args.device, progress=not args.quiet)
+    result = run_ablation(
+        args.preset,
+        out,
+        variants=variants,
+        seeds=args.seeds,
+        time_budget=args.time_budget,
+        steps=args.steps,
+        overrides=tuple(args.overrides),
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
     print(result["table"])
     print(f"wrote {out / 'ablation.json'}, {out / 'ablation.md'}, {out / 'ablation.png'}")
     return 0
@@ -238,8 +275,15 @@ def _timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-_COMMANDS = {"presets": cmd_presets, "train": cmd_train, "resume": cmd_resume, "evaluate": cmd_evaluate,
-             "sample": cmd_sample, "ablate": cmd_ablate, "toy": cmd_toy}
+_COMMANDS = {
+    "presets": cmd_presets,
+    "train": cmd_train,
+    "resume": cmd_resume,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "ablate": cmd_ablate,
+    "toy": cmd_toy,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,5 +300,3 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - unexpected: keep the traceback for a bug report
         traceback.print_exc()
         return 1
-
-

@@ -18,7 +18,9 @@ from improved_gan.data.registry import (
     ImageDataset,
     is_toy,
     load_dataset,
+    normalize,
     resolve_data_folder,
+    to_unit,
 )
 from improved_gan.data.sampling import EpochBatcher, epoch_seed, labeled_subset
 from improved_gan.data.toy import GaussianMixture2D, load_toy
@@ -38,5 +40,7 @@ __all__ = [
     "labeled_subset",
     "load_dataset",
     "load_toy",
+    "normalize",
     "resolve_data_folder",
+    "to_unit",
 ]

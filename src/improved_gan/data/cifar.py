@@ -20,7 +20,9 @@ of records), not against the published 10,000: a smaller consistent batch (as th
 
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 from pathlib import Path
 
 import numpy as np
@@ -196,15 +198,19 @@ def _check_labels(labels: np.ndarray, path: Path) -> None:
         raise DataError(f"{path}: label {bad} out of range (expected 0..{_NUM_CLASSES - 1})")
 
 
-def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One binary batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``."""
-    path = Path(path)
+def _read_file(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+
+
+def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One binary batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``."""
+    path = Path(path)
+    raw = _read_file(path)
     if len(raw) == 0 or len(raw) % _RECORD:
         raise DataError(
             f"{path}: size {len(raw)} bytes is not a positive multiple of {_RECORD} "
@@ -220,16 +226,16 @@ def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def read_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One Python-version batch, read with :class:`RestrictedUnpickler` and checked."""
     path = Path(path)
+    raw = _read_file(path)
     try:
-        with path.open("rb") as f:
-            batch = RestrictedUnpickler(f, path=path).load()
+        # Walk the opcodes first (pure Python, no allocation): a corrupt length field fails here as truncated
+        # data, where the C unpickler would first try to allocate whatever size it claims.
+        for _ in pickletools.genops(raw):
+            pass
+        batch = RestrictedUnpickler(io.BytesIO(raw), path=path).load()
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (
-        Exception
-    ) as exc:  # a corrupt pickle can raise nearly anything (EOFError, ValueError, MemoryError...)
+    except Exception as exc:  # a corrupt pickle can raise nearly anything (EOFError, ValueError, ...)
         raise DataError(f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(batch, dict):
         raise DataError(
@@ -249,8 +255,10 @@ def read_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"{path}: {len(labels)} labels for {data.shape[0]} images (expected equal, positive counts)"
         )
-    labels_arr = np.array([int(v) for v in labels], dtype=np.int64)  # (N,)  once per file, not per step
-    _check_labels(labels_arr, path)
+    bad = next((int(v) for v in labels if not 0 <= v < _NUM_CLASSES), None)  # once per file, not per step
+    if bad is not None:
+        raise DataError(f"{path}: label {bad} out of range (expected 0..{_NUM_CLASSES - 1})")
+    labels_arr = np.array([int(v) for v in labels], dtype=np.int64)  # (N,)
     return np.ascontiguousarray(data).reshape(-1, *_IMAGE_SHAPE), labels_arr  # (N, 3, 32, 32)
 
 

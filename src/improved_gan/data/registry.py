@@ -53,7 +53,9 @@ __all__ = [
     "ImageDataset",
     "is_toy",
     "load_dataset",
+    "normalize",
     "resolve_data_folder",
+    "to_unit",
 ]
 
 ENV_VAR = "IMPROVED_GAN_DATA"
@@ -203,15 +205,27 @@ class ImageDataset:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images (any shape) -> float32 in the recipe's range: ``(x - shift) / scale``."""
-        if x.dtype != torch.uint8:
-            raise ValueError(f"normalize expects uint8 images, got {x.dtype}")
-        spec = _SPECS[self.name]
-        return (x.to(torch.float32) - spec.shift) / spec.scale
+        return normalize(self.name, x)
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the model's range -> float32 in [0, 1] (the inverse of :meth:`normalize`, / 255)."""
-        spec = _SPECS[self.name]
-        return ((x.to(torch.float32) * spec.scale + spec.shift) / 255.0).clamp(0.0, 1.0)
+        return to_unit(self.name, x)
+
+
+def normalize(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The preprocessing of image data set ``name``: uint8 images (any shape) -> float32 model inputs."""
+    _check_image_name(name)
+    if x.dtype != torch.uint8:
+        raise ValueError(f"normalize expects uint8 images, got {x.dtype}")
+    spec = _SPECS[name]
+    return (x.to(torch.float32) - spec.shift) / spec.scale
+
+
+def to_unit(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Images in data set ``name``'s model range -> float32 in [0, 1], clamped (for saving and evaluating)."""
+    _check_image_name(name)
+    spec = _SPECS[name]
+    return ((x.to(torch.float32) * spec.scale + spec.shift) / 255.0).clamp(0.0, 1.0)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> ImageDataset:

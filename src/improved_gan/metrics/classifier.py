@@ -205,7 +205,7 @@ def load_classifier(
     )
 
 
-def fit_classifier(model, images, labels, *, epochs=4, batch_size=128, lr=2e-3, seed=0, progress=False):
+def fit_classifier(model, images, labels, *, epochs=5, batch_size=128, lr=2e-3, seed=0, progress=False):
     """Train ``model`` (Adam, cosine-decayed step size) on uint8 ``images`` (N, C, 28, 28), ``labels`` (N,).
 
     Batches are drawn from a seeded permutation per epoch; the images stay on their device as uint8.
@@ -240,7 +240,7 @@ def train_classifier(
     *,
     data_dir=None,
     out=None,
-    epochs=4,
+    epochs=5,
     batch_size=128,
     lr=2e-3,
     width=32,

@@ -4,14 +4,14 @@ The paper (section 3.2) motivates minibatch discrimination by the generator coll
 has no toy experiment; we measure collapse as the later mode-collapse literature does (Unrolled GANs, Metz et
 al. 2017; VEEGAN; PacGAN). With centres ``mu_k`` (K, 2) and a common per-coordinate std ``s``:
 
-| name           | definition                                                                          |
-|----------------|-------------------------------------------------------------------------------------|
-| ``k(x)``       | ``argmin_k |x - mu_k|_2``, the nearest centre                                        |
-| high quality   | ``|x - mu_k(x)|_2 <= num_std * s`` (``num_std`` = 3)                                 |
-| ``high_quality`` | the fraction of samples that are high quality                                     |
-| ``n_k``        | the number of high-quality samples with ``k(x) = k``                                 |
-| ``modes``      | the number of modes with ``n_k >= min_count`` (default 1; PacGAN uses 20 of 2,500)  |
-| ``mode_kl``    | ``KL(p || U) = sum_k p_k log(K p_k)``, ``p_k = n_k / sum_j n_j``, ``U`` uniform on K |
+| name             | definition                                                                           |
+|------------------|--------------------------------------------------------------------------------------|
+| ``k(x)``         | ``argmin_k |x - mu_k|_2``, the nearest centre                                        |
+| high quality     | ``|x - mu_k(x)|_2 <= num_std * s`` (``num_std`` = 3)                                 |
+| ``high_quality`` | the fraction of samples that are high quality                                        |
+| ``n_k``          | the number of high-quality samples with ``k(x) = k``                                 |
+| ``modes``        | the number of modes with ``n_k >= min_count`` (default 1; PacGAN uses 20 of 2,500)   |
+| ``mode_kl``      | ``KL(p || U) = sum_k p_k log(K p_k)``, ``p_k = n_k / sum_j n_j``, ``U`` uniform on K |
 
 ``mode_kl`` is 0 for a perfectly balanced histogram, ``log K`` when every high-quality sample sits at one
 mode, and NaN when there are no high-quality samples (the histogram is undefined). For samples of the true

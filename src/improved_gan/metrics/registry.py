@@ -5,12 +5,12 @@ probabilities or features are adapters (:mod:`.classifier`, :mod:`.inception`) a
 functions (:func:`~improved_gan.metrics.inception_score`, :func:`~improved_gan.metrics.frechet_distance`,
 :func:`~improved_gan.metrics.mode_coverage.mode_statistics`).
 
-| metric (data sets)                            | keys it returns      | what it is                       |
-|-----------------------------------------------|----------------------|----------------------------------|
-| classifier_score (fashion-mnist, mnist)       | classifier_score, *_std | IS formula, our own classifier |
-| classifier_fid (fashion-mnist, mnist)         | classifier_fid       | FD of its features to test set   |
-| inception_score (cifar10, svhn)               | inception_score, *_std | the paper's IS (SPEC section 7) |
-| modes, high_quality, mode_kl (ring8, grid25)  | the same names       | :mod:`.mode_coverage`            |
+| metric (data sets)                           | keys                    | what it is                      |
+|----------------------------------------------|-------------------------|---------------------------------|
+| classifier_score (fashion-mnist, mnist)      | classifier_score, *_std | IS formula, own classifier      |
+| classifier_fid (fashion-mnist, mnist)        | classifier_fid          | FD of its features to test set  |
+| inception_score (cifar10, svhn)              | inception_score, *_std  | the paper's IS (SPEC section 7) |
+| modes, high_quality, mode_kl (ring8, grid25) | the same names          | :mod:`.mode_coverage`           |
 
 Samples are images in [0, 1], float (N, C, H, W), or points (N, 2) for the 2-D mixtures. Scores split the N
 samples in order into ``splits`` (10) parts; the Frechet distance is biased in N, so compare runs (and the

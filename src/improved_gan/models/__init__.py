@@ -1,7 +1,7 @@
 """The paper's reference networks and the smaller networks of the sample-quality presets.
 
-Every discriminator maps ``x`` to ``(logits (N, num_outputs), features (N, feature_dim))``; every generator maps
-``z (N, z_dim)`` to data and draws ``z`` with ``sample_z(n, generator=..., device=...)`` (see
+Every discriminator maps ``x`` to ``(logits (N, num_outputs), features (N, feature_dim))``; every generator
+maps ``z (N, z_dim)`` to data and draws ``z`` with ``sample_z(n, generator=..., device=...)`` (see
 :mod:`improved_gan.models._base`).
 
 - :mod:`~improved_gan.models.mnist`: the permutation-invariant MNIST pair (SPEC §6);

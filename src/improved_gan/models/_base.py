@@ -4,9 +4,9 @@ Conventions every model follows (the training loop relies on them):
 
 - a discriminator's ``forward(x)`` returns ``(logits, features)``: logits ``(N, K)`` with ``K = num_outputs``
   (K classes of the K+1-class discriminator, SPEC §6, whose "generated" logit is implicitly 0; K = 1 for an
-  unsupervised GAN, where ``D(x) = sigmoid(logsumexp(l)) = sigmoid(l)``) and features ``(N, feature_dim)``, the
-  layer the reference code matches in feature matching (SPEC §1); with minibatch discrimination, the layer that
-  feeds it;
+  unsupervised GAN, where ``D(x) = sigmoid(logsumexp(l)) = sigmoid(l)``) and features ``(N, feature_dim)``,
+  the layer the reference code matches in feature matching (SPEC §1); with minibatch discrimination, the layer
+  that feeds it;
 - a generator's ``forward(z)`` maps ``(N, z_dim)`` to data in the data set's normalised range, and
   ``sample_z(n)`` draws z from the distribution the reference code uses.
 """
@@ -28,12 +28,12 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 
 
 class ShiftNorm(nn.Module):
-    """Normalisation with a learned shift and no learned scale: the reference code's ``batch_norm(..., g=None)``.
+    """Normalisation with a learned shift, no learned scale: the reference code's ``batch_norm(g=None)``.
 
-    ``kind="batch"``: batch norm (batch statistics in training, running averages with momentum 0.1 in eval; the
-    reference code's eps 1e-6); ``kind="virtual"``: :class:`~improved_gan.nn.VirtualBatchNorm` (SPEC §5, eps 1e-5).
-    Input ``(N, C)`` or ``(N, C, H, W)``, statistics per channel (per unit for ``(N, C)``); same output shape.
-    The preceding layer has no bias: this module's ``bias`` replaces it. For ``kind="none"`` use
+    ``kind="batch"``: batch norm (batch statistics in training, running averages with momentum 0.1 in eval;
+    the reference code's eps 1e-6); ``kind="virtual"``: :class:`~improved_gan.nn.VirtualBatchNorm` (SPEC §5,
+    eps 1e-5). Input ``(N, C)`` or ``(N, C, H, W)``, statistics per channel (per unit for ``(N, C)``); same
+    output shape. The preceding layer has no bias: this module's ``bias`` replaces it. For ``kind="none"`` use
     :func:`make_norm`, which returns ``nn.Identity`` (and the preceding layer then keeps its own bias).
     """
 
@@ -64,7 +64,7 @@ def make_norm(num_features: int, norm: str, *, spatial: bool) -> nn.Module:
 
 
 def freeze_scales(layers: list[nn.Module]) -> None:
-    """Keep the weight-norm scale ``g`` of these layers fixed after its data-dependent init (reference code)."""
+    """Fix the weight-norm scale ``g`` of these layers after its data-dependent init (reference code)."""
     for layer in layers:
         layer.g.requires_grad_(False)
 
@@ -103,14 +103,14 @@ class Discriminator(nn.Module):
         self.out = WeightNormLinear(feature_dim + minibatch_kernels, num_outputs, init_scale=init_scale)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        """``(N, feature_dim)`` -> logits ``(N, num_outputs)``, through minibatch discrimination if present."""
+        """``(N, feature_dim)`` -> logits ``(N, num_outputs)``, through minibatch discrimination if any."""
         if self.minibatch is not None:
             h = self.minibatch(h)  # (N, feature_dim + B)
         return self.out(h)  # (N, K)
 
 
 class Generator(nn.Module):
-    """Base of the generators: ``z_dim``, ``noise`` ("uniform" = U[0, 1), "normal" = N(0, I)) and ``sample_z``."""
+    """Base of the generators: ``z_dim``, ``noise`` ("uniform": U[0, 1), "normal": N(0, I)), ``sample_z``."""
 
     z_dim: int
     noise: str = "uniform"
@@ -118,8 +118,8 @@ class Generator(nn.Module):
     def sample_z(
         self, n: int, *, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """``(n, z_dim)`` noise. Drawn on ``generator``'s device (CPU without one), returned on ``device``
-        (default: the device of this module's parameters), so a CPU generator reproduces the same z everywhere."""
+        """``(n, z_dim)`` noise, drawn on ``generator``'s device (CPU without one) and returned on ``device``
+        (default: this module's device), so a CPU generator gives the same z on every device."""
         if n < 0:
             raise ValueError(f"{type(self).__name__}.sample_z: n must be >= 0, got {n}")
         if device is None:

@@ -29,8 +29,8 @@ deconv 5x5 stride 2 -> 256x8x8 -> norm -> ReLU -> deconv -> 128x16x16 -> norm ->
 with ``border_mode='half'`` and stride 2 is ``ConvTranspose2d(5, stride=2, padding=2, output_padding=1)``.
 
 Deviations: hidden weight-norm scales are fixed after their data-dependent init as in the reference
-(``train_g=False``) unless ``train_hidden_scale=True``; batch norm uses running averages in eval mode (the reference
-always generates with batch statistics); ``widths``, ``input_dropout``, ``input_noise`` are options
+(``train_g=False``) unless ``train_hidden_scale=True``; batch norm uses running averages in eval mode (the
+reference always generates with batch statistics); ``widths``, ``input_dropout``, ``input_noise`` are options
 (:mod:`improved_gan.models.svhn` uses them for the SVHN networks).
 """
 
@@ -128,7 +128,7 @@ class CifarDiscriminator(Discriminator):
 
 
 class CifarGenerator(Generator):
-    """``z (N, z_dim)`` -> images ``(N, out_channels, 32, 32)`` in [-1, 1] (tanh). ``z ~ U[0, 1)`` (reference).
+    """``z (N, z_dim)`` -> images ``(N, out_channels, 32, 32)`` in [-1, 1] (tanh); ``z ~ U[0, 1)``.
 
     Args:
         z_dim: noise size (reference 100).

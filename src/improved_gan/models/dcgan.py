@@ -1,4 +1,4 @@
-"""A small DCGAN-style pair for the sample-quality presets (paper section 3 techniques, section 6 experiments).
+"""A small DCGAN-style pair for the sample-quality presets (the techniques of paper section 3, on CPU).
 
 The paper's sample-quality model (CIFAR-10, Table 3) is the reference code's CIFAR network with minibatch
 discrimination (:mod:`improved_gan.models.cifar`). This module is a smaller network of the same design that
@@ -7,7 +7,7 @@ trains on 2 CPU cores: 28x28 grey-scale (Fashion-MNIST) or 32x32 RGB images, any
 Generator (``norm`` after the dense layer and after the first deconvolution; "virtual" = VBN, SPEC §5):
 
 =====================================================  ==================
-layer                                                  output (28x28)
+layer                                                  output
 =====================================================  ==================
 z ~ U[0, 1)^z_dim (as the reference code)              (N, z_dim)
 dense, reshape, norm per channel, ReLU                 (N, c0, H/4, W/4)
@@ -19,6 +19,8 @@ sigmoid ([0, 1] data) or tanh ([-1, 1] data)
 Discriminator (weight-normalised layers with data-dependent init, leaky ReLU 0.2, as the reference code):
 
 =====================================================  ==================
+layer                                                  output
+=====================================================  ==================
 [Gaussian noise on the input; off by default]          (N, C, H, W)
 conv 4x4 stride 2 pad 1, lrelu                         (N, d0, H/2, W/2)
 conv 4x4 stride 2 pad 1, lrelu [dropout, off]          (N, d1, H/4, W/4)
@@ -29,11 +31,11 @@ weight-norm dense (init std 0.1)                       (N, K)
 
 Widths: G (64, 32), D (32, 64), hidden 256 by default, chosen for speed: one discriminator step (real and fake
 batches) plus one generator step at batch 64, 28x28, with a VBN reference pass before each and 50 minibatch
-kernels, costs 0.12 s of single-thread CPU time (0.16 s at 32x32x3); doubling every width costs 0.32 s. Deviations from DCGAN (Radford et al., 2016): the
-norms have a learned shift but no learned scale (the reference code's ``g=None``); D uses weight normalisation,
-not batch norm (batch norm in D would couple the examples of a batch, which the K+1-class loss and
-separate real/fake batches do not want); hidden weight-norm scales are fixed after the init (as the reference)
-unless ``train_hidden_scale=True``.
+kernels, costs 0.12 s of single-thread CPU time (0.16 s at 32x32x3); doubling every width costs 0.32 s.
+Deviations from DCGAN (Radford et al., 2016): the norms have a learned shift but no learned scale (the
+reference code's ``g=None``); D uses weight normalisation, not batch norm (batch norm in D would couple the
+examples of a batch, which the K+1-class loss and separate real/fake batches do not want); hidden weight-norm
+scales are fixed after the init (as the reference) unless ``train_hidden_scale=True``.
 """
 
 from __future__ import annotations

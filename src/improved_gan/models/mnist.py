@@ -1,7 +1,7 @@
 """The paper's permutation-invariant MNIST networks (section 5, SPEC §6), for any 28x28 single-channel data.
 
-Reference code: openai/improved-gan ``mnist_svhn_cifar10/train_mnist_feature_matching.py`` with the layers of its
-``nn.py`` (``DenseLayer``, ``GaussianNoiseLayer``, ``batch_norm``, ``l2normalize``).
+Reference code: openai/improved-gan ``mnist_svhn_cifar10/train_mnist_feature_matching.py`` with the layers of
+its ``nn.py`` (``DenseLayer``, ``GaussianNoiseLayer``, ``batch_norm``, ``l2normalize``).
 
 Discriminator (``x`` flattened to 784):
 
@@ -17,8 +17,8 @@ weight-norm dense              (N, K) logits                 ``DenseLayer(10, tr
 
 ``features`` is the ReLU output of the last hidden layer, before its noise (the reference's ``layers[-3]``).
 
-Generator: ``z ~ U[0, 1)^100`` -> dense 500 -> batch norm without scale (the reference's ``g=None``) + shift ->
-softplus -> dense 500 -> batch norm + shift -> softplus -> weight-norm dense 784 -> sigmoid, reshaped to
+Generator: ``z ~ U[0, 1)^100`` -> dense 500 -> batch norm without scale (the reference's ``g=None``) + shift
+-> softplus -> dense 500 -> batch norm + shift -> softplus -> weight-norm dense 784 -> sigmoid, reshaped to
 ``out_shape``.
 
 Deviations from the reference code:
@@ -26,8 +26,8 @@ Deviations from the reference code:
 - hidden weight-norm scales ``g`` are fixed after the data-dependent init as there (``train_scale=False``)
   unless ``train_hidden_scale=True``;
 - the generator's output layer (the reference's ``l2normalize``, scale 1, bias 0, never data-initialised) is a
-  :class:`~improved_gan.nn.WeightNormLinear` that :func:`~improved_gan.nn.data_dependent_init` initialises like
-  every other weight-norm layer (pre-activation mean 0, std 1 on the init batch);
+  :class:`~improved_gan.nn.WeightNormLinear` that :func:`~improved_gan.nn.data_dependent_init` initialises
+  like every other weight-norm layer (pre-activation mean 0, std 1 on the init batch);
 - the generator's batch norm uses running averages in eval mode (PyTorch's convention); the reference always
   generates with batch statistics. ``norm="virtual"`` (VBN) and ``"none"`` are options, not in the reference.
 """

@@ -3,8 +3,8 @@
 Reference code: openai/improved-gan ``mnist_svhn_cifar10/train_svhn_feature_matching.py`` and
 ``train_svhn_minibatch_discrimination.py``. Compared with :mod:`improved_gan.models.cifar`:
 
-- the feature-matching discriminator is narrower: conv widths 64 and 128 instead of 96 and 192 (input dropout 0.2,
-  dropout 0.5, the same layer sequence); ``features`` are its 128 global-pool features;
+- the feature-matching discriminator is narrower: conv widths 64 and 128 instead of 96 and 192 (input dropout
+  0.2, dropout 0.5, the same layer sequence); ``features`` are its 128 global-pool features;
 - the minibatch-discrimination discriminator is exactly CIFAR's (96/192, input Gaussian noise 0.2, B = 100);
 - the generator is exactly CIFAR's (z ~ U[0, 1)^100, 4x4x512 -> 8 -> 16 -> 32, tanh).
 

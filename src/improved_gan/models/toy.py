@@ -11,8 +11,8 @@ section 3 apply unchanged:
 
 All dense layers are weight-normalised so that :func:`~improved_gan.nn.data_dependent_init` scales them to the
 data, as it does the reference networks; hidden scales stay fixed after the init unless
-``train_hidden_scale=True`` (the reference code's convention). Gaussian z (the usual choice for these mixtures)
-rather than the reference code's uniform z.
+``train_hidden_scale=True`` (the reference code's convention). Gaussian z (the usual choice for these
+mixtures) rather than the reference code's uniform z.
 """
 
 from __future__ import annotations

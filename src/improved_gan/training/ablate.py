@@ -37,13 +37,25 @@ def _label(variant: str) -> str:
     return "all techniques" if variant == "" else variant
 
 
-def run_ablation(preset: str, out: str | Path, *, variants: tuple[str, ...] | None = None, seeds: int = 3,
-                 time_budget: float | None = None, steps: int | None = None, overrides: tuple[str, ...] = (),
-                 data_dir: str | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+def run_ablation(
+    preset: str,
+    out: str | Path,
+    *,
+    variants: tuple[str, ...] | None = None,
+    seeds: int = 3,
+    time_budget: float | None = None,
+    steps: int | None = None,
+    overrides: tuple[str, ...] = (),
+    data_dir: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
     base = get_preset(preset)
     known = variants_of(preset)
     if not known:
-        raise ConfigError(f"preset {preset!r} has no ablation variants (try fmnist-gan, ring8-gan, grid25-gan)")
+        raise ConfigError(
+            f"preset {preset!r} has no ablation variants (try fmnist-gan, ring8-gan, grid25-gan)"
+        )
     chosen = known if variants is None else variants
     for v in chosen:
         if v not in known:
@@ -60,11 +72,18 @@ def run_ablation(preset: str, out: str | Path, *, variants: tuple[str, ...] | No
             if folder.summary.exists():
                 summary = json.loads(folder.summary.read_text())
             elif folder.last.exists():
-                summary = resume(folder.root, data_dir=data_dir, device=device, time_budget=time_budget,
-                                 progress=progress)
+                summary = resume(
+                    folder.root, data_dir=data_dir, device=device, time_budget=time_budget, progress=progress
+                )
             else:
-                summary = train(cfg, folder.root, data_dir=data_dir, device=device, time_budget=time_budget,
-                                progress=progress)
+                summary = train(
+                    cfg,
+                    folder.root,
+                    data_dir=data_dir,
+                    device=device,
+                    time_budget=time_budget,
+                    progress=progress,
+                )
             runs.setdefault(v, []).append({"seed": seed, "folder": str(folder.root), **summary})
     keys = _REPORT.get(base.data.dataset, ())
     result = _aggregate(preset, runs, keys)

@@ -58,7 +58,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, fmt: str 
     atomic_write_bytes(path, data)
 
 
-def load_checkpoint(path: str | os.PathLike, *, fmt: str = FORMAT, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, *, fmt: str = FORMAT, map_location: Any = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`; raise CheckpointError for anything else."""
     path = Path(path)
     if not path.is_file():

@@ -55,7 +55,9 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     eps: float = 1e-8
-    decay_start: float = 1.0  # fraction of training after which lr decays linearly to 0 (reference CIFAR: 2/3)
+    decay_start: float = (
+        1.0  # fraction of training after which lr decays linearly to 0 (reference CIFAR: 2/3)
+    )
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,15 @@ def validate(cfg: Config) -> Config:
     for key, allowed in _CHOICES.items():
         if flat[key] not in allowed:
             raise ConfigError(f"{key}={flat[key]!r}: expected one of {', '.join(allowed)}")
-    positive = ["data.batch_size", "model.z_dim", "train.steps", "train.eval_every", "train.checkpoint_every",
-                "train.eval_samples", "model.init_batch"]
+    positive = [
+        "data.batch_size",
+        "model.z_dim",
+        "train.steps",
+        "train.eval_every",
+        "train.checkpoint_every",
+        "train.eval_samples",
+        "model.init_batch",
+    ]
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f"{key}={flat[key]}: expected a positive integer")

@@ -16,8 +16,14 @@ from improved_gan.training.loop import Trainer
 from improved_gan.training.run import SAMPLE_SEED, RunFolder, load_train_data, read_run_config
 
 
-def evaluate_run(root: str | Path, *, metrics: tuple[str, ...] | None = None, num_samples: int | None = None,
-                 data_dir: str | None = None, device: str = "cpu") -> dict[str, Any]:
+def evaluate_run(
+    root: str | Path,
+    *,
+    metrics: tuple[str, ...] | None = None,
+    num_samples: int | None = None,
+    data_dir: str | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run; write ``evaluation.json``; return the results.
 
     Semi-supervised runs: test accuracy of the EMA discriminator (and of the raw one). GAN runs: the sample-quality
@@ -35,7 +41,9 @@ def evaluate_run(root: str | Path, *, metrics: tuple[str, ...] | None = None, nu
     out: dict[str, Any] = {"step": trainer.step}
     if data.test_x is not None and cfg.loss.use_labels:
         acc = trainer.test_accuracy(use_ema=True)
-        out.update(test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=trainer.test_accuracy(use_ema=False))
+        out.update(
+            test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=trainer.test_accuracy(use_ema=False)
+        )
     names = metrics
     if names is None and cfg.kind == "gan":
         names = cfg.train.metrics if cfg.train.metrics not in ((), ("none",)) else None
@@ -49,7 +57,9 @@ def evaluate_run(root: str | Path, *, metrics: tuple[str, ...] | None = None, nu
         n = num_samples or cfg.train.eval_samples
         samples = to_unit(trainer.generate(n, seed=SAMPLE_SEED + 1))
         out["num_samples"] = n
-        out.update(compute_metrics(names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device))
+        out.update(
+            compute_metrics(names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device)
+        )
     atomic_write_json(folder.root / "evaluation.json", out)
     return out
 
@@ -68,7 +78,9 @@ def load_generator(root: str | Path, *, device: str = "cpu") -> tuple[torch.nn.M
 
 
 @torch.no_grad()
-def sample_run(root: str | Path, *, num: int, out: str | Path, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+def sample_run(
+    root: str | Path, *, num: int, out: str | Path, seed: int = 0, device: str = "cpu"
+) -> torch.Tensor:
     """Write ``num`` samples of a run's generator as a PNG grid (a scatter plot for 2-D toy data)."""
     g, cfg = load_generator(root, device=device)
     gen = torch.Generator().manual_seed(seed)
@@ -85,5 +97,3 @@ def sample_run(root: str | Path, *, num: int, out: str | Path, seed: int = 0, de
             raise UserError(f"{root}: generator output has shape {tuple(x.shape)}, expected images")
         save_grid(to_unit(cfg.data.dataset, x), out)
     return x
-
-

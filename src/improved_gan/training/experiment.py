@@ -20,7 +20,9 @@ from improved_gan.nn import MinibatchDiscrimination, VirtualBatchNorm
 from improved_gan.training.config import Config
 
 
-def build_networks(cfg: Config, *, image_shape: tuple[int, ...], num_classes: int) -> tuple[nn.Module, nn.Module]:
+def build_networks(
+    cfg: Config, *, image_shape: tuple[int, ...], num_classes: int
+) -> tuple[nn.Module, nn.Module]:
     """``(generator, discriminator)`` for ``cfg``; D has ``num_classes`` logits with labels, else 1 (K+1 with K=1)."""
     m = cfg.model
     k = num_classes if cfg.loss.use_labels else 1
@@ -37,8 +39,9 @@ def build_networks(cfg: Config, *, image_shape: tuple[int, ...], num_classes: in
         d = models.SvhnDiscriminator(num_outputs=k, **mbd)
     elif m.arch == "dcgan":
         out = "sigmoid" if cfg.data.dataset in ("fashion-mnist", "mnist") else "tanh"
-        g = models.DCGANGenerator(z_dim=m.z_dim, image_shape=tuple(image_shape), norm=m.generator_norm,
-                                  out_activation=out)
+        g = models.DCGANGenerator(
+            z_dim=m.z_dim, image_shape=tuple(image_shape), norm=m.generator_norm, out_activation=out
+        )
         d = models.DCGANDiscriminator(num_outputs=k, image_shape=tuple(image_shape), **mbd)
     elif m.arch == "toy":
         g = models.ToyGenerator(z_dim=m.z_dim, norm=m.generator_norm)

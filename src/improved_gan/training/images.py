@@ -21,7 +21,9 @@ def grid_image(images: torch.Tensor, *, nrow: int | None = None, pad: int = 2) -
     nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
     ncol = int(math.ceil(n / nrow))
     canvas = np.ones((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), dtype=np.uint8) * 255
-    arr = (images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())  # (N, H, W, C)
+    arr = (
+        images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    )  # (N, H, W, C)
     for i in range(n):
         r, col = divmod(i, nrow)
         y, x = pad + r * (h + pad), pad + col * (w + pad)
@@ -35,8 +37,14 @@ def save_grid(images: torch.Tensor, path: str | Path, **kw) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def save_scatter(points: torch.Tensor, path: str | Path, *, centres: torch.Tensor | None = None, title: str = "",
-                 lim: float | None = None) -> None:
+def save_scatter(
+    points: torch.Tensor,
+    path: str | Path,
+    *,
+    centres: torch.Tensor | None = None,
+    title: str = "",
+    lim: float | None = None,
+) -> None:
     """Scatter plot of 2-D samples ``(N, 2)`` with the mixture's mode centres marked."""
     import matplotlib
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from improved_gan.data import EpochBatcher, labeled_subset
 from improved_gan.errors import CheckpointError
@@ -99,8 +98,12 @@ class Trainer:
         D_.broadcast_module(self.D, self.dist)
 
         oc = cfg.optim
-        self.opt_d = make_optimizer(oc.name, self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps)
-        self.opt_g = make_optimizer(oc.name, self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps)
+        self.opt_d = make_optimizer(
+            oc.name, self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps
+        )
+        self.opt_g = make_optimizer(
+            oc.name, self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps
+        )
         self.ema = EMA(self.D, decay=cfg.train.ema_decay).to(self.device)
         self.D_eval = copy.deepcopy(self.D)
         ha = cfg.loss.historical_averaging
@@ -112,7 +115,9 @@ class Trainer:
         self.lab_idx = None
         if cfg.loss.use_labels and data.toy is None:
             self.lab_idx = labeled_subset(data.train_y.cpu(), cfg.data.labels_per_class, cfg.data.label_seed)
-            self.lab_batcher = EpochBatcher(len(self.lab_idx), bs, seed=_seed(cfg.seed, 10), rank=r, world_size=w)
+            self.lab_batcher = EpochBatcher(
+                len(self.lab_idx), bs, seed=_seed(cfg.seed, 10), rank=r, world_size=w
+            )
         if data.toy is None:
             n = data.train_x.shape[0]
             self.unl_batcher = EpochBatcher(n, bs, seed=_seed(cfg.seed, 11), rank=r, world_size=w)
@@ -167,7 +172,9 @@ class Trainer:
         if x_unl is None:
             x_unl = self._real_batch(None)
         x_lab, y_lab = self._labeled_batch() if use_labels else (None, None)
-        if self.vbn:  # the fixed reference z through the CURRENT generator, with gradient (used in the G step too)
+        if (
+            self.vbn
+        ):  # the fixed reference z through the CURRENT generator, with gradient (used in the G step too)
             with virtual_batch_reference(self.G):
                 self.G(self.z_ref)
         with torch.no_grad():
@@ -324,7 +331,11 @@ class Trainer:
 
     def _gather_rng(self) -> dict[str, list[torch.Tensor]]:
         """Every rank's random-number-generator states, as lists indexed by rank (collective under torchrun)."""
-        states = {"torch": torch.get_rng_state(), "z": self.z_gen.get_state(), "toy": self.toy_gen.get_state()}
+        states = {
+            "torch": torch.get_rng_state(),
+            "z": self.z_gen.get_state(),
+            "toy": self.toy_gen.get_state(),
+        }
         if self.device.type == "cuda":
             states["cuda"] = torch.cuda.get_rng_state(self.device)
         comm = self.device if self.device.type == "cuda" else torch.device("cpu")  # NCCL gathers CUDA tensors

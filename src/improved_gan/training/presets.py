@@ -102,12 +102,18 @@ VARIANTS: dict[str, tuple[Callable[[Config], Config], frozenset[str]]] = {
         frozenset({"data.labels_per_class", "loss.use_labels", "loss.historical_averaging"}),
     ),
     "-ls": (lambda c: replace(c, loss=replace(c.loss, real_target=1.0)), frozenset({"loss.real_target"})),
-    "-mbf": (lambda c: replace(c, model=replace(c.model, minibatch_kernels=0)), frozenset({"model.minibatch_kernels"})),
+    "-mbf": (
+        lambda c: replace(c, model=replace(c.model, minibatch_kernels=0)),
+        frozenset({"model.minibatch_kernels"}),
+    ),
     "+fm": (
         lambda c: replace(c, loss=replace(c.loss, generator="feature_matching")),
         frozenset({"loss.generator"}),
     ),
-    "+ha": (lambda c: replace(c, loss=replace(c.loss, historical_averaging=1e-3)), frozenset({"loss.historical_averaging"})),
+    "+ha": (
+        lambda c: replace(c, loss=replace(c.loss, historical_averaging=1e-3)),
+        frozenset({"loss.historical_averaging"}),
+    ),
 }
 
 #: Variants that make sense per base preset (the toy sets have no labels to remove).
@@ -131,7 +137,10 @@ _BASE: dict[str, tuple[Config, str]] = {
 
 #: Presets that are not GAN trainings: they train the evaluation classifier (improved_gan.metrics.classifier).
 CLASSIFIER_PRESETS = {
-    "fmnist-classifier": ("fashion-mnist", "the small conv classifier behind the Fashion-MNIST classifier score"),
+    "fmnist-classifier": (
+        "fashion-mnist",
+        "the small conv classifier behind the Fashion-MNIST classifier score",
+    ),
     "mnist-classifier": ("mnist", "the small conv classifier behind the MNIST classifier score"),
 }
 

@@ -114,13 +114,22 @@ class _Evaluator:
         out: dict[str, float] = {}
         if t.data.test_x is not None and cfg.loss.use_labels:
             acc = t.test_accuracy(use_ema=True)
-            out.update(test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=t.test_accuracy(use_ema=False))
+            out.update(
+                test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=t.test_accuracy(use_ema=False)
+            )
         if self.metric_names:
             from improved_gan.metrics import compute_metrics
 
             samples = self.to_unit(t.generate(cfg.train.eval_samples, seed=SAMPLE_SEED + 1))
-            out.update(compute_metrics(self.metric_names, samples, dataset=cfg.data.dataset,
-                                       data_dir=self.data_dir, device=self.device))
+            out.update(
+                compute_metrics(
+                    self.metric_names,
+                    samples,
+                    dataset=cfg.data.dataset,
+                    data_dir=self.data_dir,
+                    device=self.device,
+                )
+            )
         return out
 
 
@@ -139,8 +148,11 @@ def _write_samples(trainer: Trainer, to_unit, folder: RunFolder) -> None:
 
 
 def _save_generator(trainer: Trainer, folder: RunFolder) -> None:
-    save_checkpoint(folder.generator, {"step": trainer.step, "G": trainer.G.state_dict(),
-                                       "config": trainer.cfg.to_json()}, fmt=GENERATOR_FORMAT)
+    save_checkpoint(
+        folder.generator,
+        {"step": trainer.step, "G": trainer.G.state_dict(), "config": trainer.cfg.to_json()},
+        fmt=GENERATOR_FORMAT,
+    )
 
 
 def _save(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo) -> None:
@@ -171,8 +183,17 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     axes[0].set_xlabel("step")
     axes[0].set_title("losses (mean since previous evaluation)", fontsize=9)
     axes[0].legend(fontsize=7)
-    skip = {"step", "wall_seconds", "images_per_second", "lr", "loss_d", "loss_g", "loss_lab", "loss_unl",
-            "test_error"}
+    skip = {
+        "step",
+        "wall_seconds",
+        "images_per_second",
+        "lr",
+        "loss_d",
+        "loss_g",
+        "loss_lab",
+        "loss_unl",
+        "test_error",
+    }
     for key in [k for k in rows[-1] if k not in skip and isinstance(rows[-1][k], (int, float))]:
         axes[1].plot(steps, [r.get(key, float("nan")) for r in rows], marker="o", ms=3, label=key)
     axes[1].set_xlabel("step")
@@ -194,8 +215,17 @@ def _tensorboard(folder: RunFolder):
     return SummaryWriter(log_dir=str(folder.root / "tensorboard"))
 
 
-def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, data_dir: str | None,
-          device: str, time_budget: float | None, progress: bool) -> dict[str, Any]:
+def _loop(
+    trainer: Trainer,
+    to_unit,
+    folder: RunFolder,
+    *,
+    dist: D_.DistInfo,
+    data_dir: str | None,
+    device: str,
+    time_budget: float | None,
+    progress: bool,
+) -> dict[str, Any]:
     cfg = trainer.cfg
     tc = cfg.train
     evaluator = _Evaluator(trainer, to_unit, data_dir=data_dir, device=device)
@@ -204,8 +234,15 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
     if main and progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=tc.steps, initial=trainer.step, desc=cfg.preset, unit="step", dynamic_ncols=True,
-                   mininterval=1.0, file=sys.stderr)
+        bar = tqdm(
+            total=tc.steps,
+            initial=trainer.step,
+            desc=cfg.preset,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+            file=sys.stderr,
+        )
     tb = _tensorboard(folder) if main else None
     start = time.perf_counter()
     wall0 = trainer.wall_seconds
@@ -230,8 +267,13 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
             bar.update(1)
         if trainer.step % tc.eval_every == 0 or final:
             last_eval = evaluator()
-            row = {"step": trainer.step, **trainer.pop_mean_losses(), **last_eval,
-                   "wall_seconds": round(trainer.wall_seconds, 3), "images_per_second": round(ips, 1)}
+            row = {
+                "step": trainer.step,
+                **trainer.pop_mean_losses(),
+                **last_eval,
+                "wall_seconds": round(trainer.wall_seconds, 3),
+                "images_per_second": round(ips, 1),
+            }
             window_t, window_steps = time.perf_counter(), 0
             if main:
                 with open(folder.metrics, "a") as f:
@@ -261,8 +303,9 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
         "stopped_by_time_budget": stopped_early,
         "wall_seconds": round(trainer.wall_seconds, 3),
         "world_size": dist.world_size,
-        "images_per_second": round(cfg.data.batch_size * dist.world_size * trainer.step
-                                   / max(trainer.wall_seconds, 1e-9), 1),
+        "images_per_second": round(
+            cfg.data.batch_size * dist.world_size * trainer.step / max(trainer.wall_seconds, 1e-9), 1
+        ),
     }
     if trainer.lab_idx is not None:
         summary["labels"] = int(len(trainer.lab_idx))
@@ -274,7 +317,9 @@ def _loop(trainer: Trainer, to_unit, folder: RunFolder, *, dist: D_.DistInfo, da
     return summary
 
 
-def _run_section(cfg: Config, data: TrainData, dist: D_.DistInfo, time_budget: float | None) -> dict[str, Any]:
+def _run_section(
+    cfg: Config, data: TrainData, dist: D_.DistInfo, time_budget: float | None
+) -> dict[str, Any]:
     return {
         "world_size": dist.world_size,
         "batch_size_per_rank": cfg.data.batch_size,
@@ -286,15 +331,24 @@ def _run_section(cfg: Config, data: TrainData, dist: D_.DistInfo, time_budget: f
     }
 
 
-def train(cfg: Config, out: str | Path, *, data_dir: str | None = None, device: str = "cpu",
-          time_budget: float | None = None, progress: bool = True) -> dict[str, Any]:
+def train(
+    cfg: Config,
+    out: str | Path,
+    *,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    time_budget: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Start a new run of ``cfg`` in folder ``out`` (which must not hold a run yet); returns the summary."""
     dist = D_.init_from_env(device)
     try:
         folder = RunFolder(out)
         if dist.is_main and (folder.last.exists() or folder.config.exists()):
-            raise UserError(f"{folder.root}: already holds a run; use 'improved-gan resume {folder.root}' "
-                            "or choose another --out")
+            raise UserError(
+                f"{folder.root}: already holds a run; use 'improved-gan resume {folder.root}' "
+                "or choose another --out"
+            )
         D_.barrier(dist)
         if device.startswith("cuda") and dist.enabled:
             device = f"cuda:{dist.local_rank}"
@@ -305,16 +359,32 @@ def train(cfg: Config, out: str | Path, *, data_dir: str | None = None, device: 
             folder.root.mkdir(parents=True, exist_ok=True)
             folder.samples.mkdir(exist_ok=True)
             folder.checkpoints.mkdir(exist_ok=True)
-            atomic_write_json(folder.config, {**cfg.to_dict(), "run": _run_section(cfg, data, dist, time_budget)})
+            atomic_write_json(
+                folder.config, {**cfg.to_dict(), "run": _run_section(cfg, data, dist, time_budget)}
+            )
             atomic_write_text(folder.metrics, "")
-        return _loop(trainer, to_unit, folder, dist=dist, data_dir=data_dir, device=device,
-                     time_budget=time_budget, progress=progress)
+        return _loop(
+            trainer,
+            to_unit,
+            folder,
+            dist=dist,
+            data_dir=data_dir,
+            device=device,
+            time_budget=time_budget,
+            progress=progress,
+        )
     finally:
         D_.shutdown(dist)
 
 
-def resume(root: str | Path, *, data_dir: str | None = None, device: str = "cpu",
-           time_budget: float | None = None, progress: bool = True) -> dict[str, Any]:
+def resume(
+    root: str | Path,
+    *,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    time_budget: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Continue the run in ``root`` from ``checkpoints/last.pt``; the result equals an uninterrupted run."""
     dist = D_.init_from_env(device)
     try:
@@ -340,8 +410,16 @@ def resume(root: str | Path, *, data_dir: str | None = None, device: str = "cpu"
             atomic_write_text(folder.metrics, "".join(json.dumps(r) + "\n" for r in rows))
         if time_budget is None:
             time_budget = run.get("time_budget_minutes")
-        return _loop(trainer, to_unit, folder, dist=dist, data_dir=data_dir, device=device,
-                     time_budget=time_budget, progress=progress)
+        return _loop(
+            trainer,
+            to_unit,
+            folder,
+            dist=dist,
+            data_dir=data_dir,
+            device=device,
+            time_budget=time_budget,
+            progress=progress,
+        )
     finally:
         D_.shutdown(dist)
 
