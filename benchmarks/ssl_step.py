@@ -15,7 +15,8 @@ What is compared (one process, the same threads, the same networks and the same 
 - speed ideas for the library, measured as variants of ``ours`` (monkeypatched instances, library untouched):
   ``ours+wn_out`` scales the OUTPUT of each weight-normalised dense layer, ``(x v^T) * g/||v|| + b`` (the
   reference code's form) instead of materialising ``w = g v/||v||``; ``ours+foreach_adam`` runs
-  ReferenceAdam's update with ``torch._foreach_*`` ops; ``ours+both`` does both. ``--bf16`` adds our step
+  ReferenceAdam's update with ``torch._foreach_*`` ops; ``ours+noise_one_pass`` adds D's Gaussian noise in
+  one ``torch.add(x, eps, alpha=sigma)``; ``ours+all3`` does the three. ``--bf16`` adds our step
   under bfloat16 autocast, which changes the numerics (a probe of what the matmuls could gain, not a fix).
 
 Timing: warm-up, then ``R`` blocks; in each block every runner times ``N`` consecutive steps, the order
@@ -51,8 +52,8 @@ from torch.utils.flop_counter import FlopCounterMode
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import machine_info  # noqa: E402
-from improved_gan.nn import WeightNormLinear  # noqa: E402
+from benchmarks._common import interleaved_medians, machine_info  # noqa: E402
+from improved_gan.nn import GaussianNoise, WeightNormLinear  # noqa: E402
 from improved_gan.optim import ReferenceAdam  # noqa: E402
 from improved_gan.training.loop import Trainer  # noqa: E402
 from improved_gan.training.presets import get_preset  # noqa: E402
@@ -126,16 +127,16 @@ def _wn_linear_output_scaled(self: WeightNormLinear, x: torch.Tensor) -> torch.T
     return t * scale if self.bias is None else torch.addcmul(self.bias, t, scale)  # (N, out)
 
 
-def patch_output_scaled_weight_norm(trainer: Trainer) -> None:
-    """Give every WeightNormLinear of ``trainer`` the output-scaled forward; check it against the original."""
-    x = torch.rand(7, 784)
-    before = trainer.D.eval()(x)[0]
-    for net in (trainer.G, trainer.D):
-        for m in net.modules():
-            if isinstance(m, WeightNormLinear):
-                m.forward = types.MethodType(_wn_linear_output_scaled, m)
-    torch.testing.assert_close(trainer.D(x)[0], before, rtol=1e-4, atol=1e-4)
-    trainer.D.train()
+def patch_output_scaled_weight_norm(*nets: nn.Module) -> None:
+    """Give every WeightNormLinear of ``nets`` the output-scaled forward (checked against the original)."""
+    for net in nets:
+        layers = [m for m in net.modules() if isinstance(m, WeightNormLinear)]
+        xs = [torch.rand(7, m.in_features) for m in layers]
+        before = [m(x) for m, x in zip(layers, xs)]
+        for m in layers:
+            m.forward = types.MethodType(_wn_linear_output_scaled, m)
+        for m, x, y in zip(layers, xs, before):
+            torch.testing.assert_close(m(x), y, rtol=1e-4, atol=1e-5)
 
 
 class ForeachReferenceAdam(ReferenceAdam):
@@ -191,6 +192,17 @@ def patch_foreach_adam(trainer: Trainer) -> None:
     trainer.opt_g = ForeachReferenceAdam(trainer.G.parameters(), **kw)
 
 
+def _noise_one_pass(self: GaussianNoise, x: torch.Tensor) -> torch.Tensor:
+    return torch.add(x, torch.randn_like(x), alpha=self.sigma)  # (*) one pass instead of a mul and an add
+
+
+def patch_noise_one_pass(net: nn.Module) -> None:
+    """Gaussian noise as ``torch.add(x, eps, alpha=sigma)`` (training mode only: the benchmark never evaluates)."""
+    for m in net.modules():
+        if isinstance(m, GaussianNoise):
+            m.forward = types.MethodType(_noise_one_pass, m)
+
+
 def bf16_step(trainer: Trainer):
     """``train_step`` under CPU autocast to bfloat16 (CHANGES the numerics: a speed probe, not a fix)."""
 
@@ -201,11 +213,46 @@ def bf16_step(trainer: Trainer):
     return step
 
 
-VARIANTS = {  # name -> patches applied to a fresh Trainer; each keeps float32 numerics unless said otherwise
-    "ours+wn_out": (patch_output_scaled_weight_norm,),
-    "ours+foreach_adam": (patch_foreach_adam,),
-    "ours+both": (patch_output_scaled_weight_norm, patch_foreach_adam),
+VARIANTS = {  # name -> patch of a fresh Trainer; float32 numerics (up to rounding)
+    "ours+wn_out": lambda t: patch_output_scaled_weight_norm(t.G, t.D),
+    "ours+foreach_adam": lambda t: patch_foreach_adam(t),
+    "ours+noise_one_pass": lambda t: patch_noise_one_pass(t.D),
+    "ours+all3": lambda t: (
+        patch_output_scaled_weight_norm(t.G, t.D),
+        patch_foreach_adam(t),
+        patch_noise_one_pass(t.D),
+    ),
 }
+
+
+def component_times(trainer: Trainer, repeats: int) -> dict[str, dict[str, float]]:
+    """Milliseconds of the parts each speed idea changes, original vs idea, interleaved (robust to load).
+
+    ``d_pass``: the D step's pass, forward and backward of D on 300 examples (the G step's two D passes gain
+    too, so this underestimates the saving); ``optimizer``: both optimizer
+    steps of one training step (random gradients on copies of the parameters).
+    """
+    x = trainer.data.train_x[:300]  # (300, 1, 28, 28)
+    nets = {name: copy.deepcopy(trainer.D).train() for name in ("original", "wn_out", "noise_one_pass")}
+    patch_output_scaled_weight_norm(nets["wn_out"])
+    patch_noise_one_pass(nets["noise_one_pass"])
+    fns = {
+        f"d_pass/{k}": (lambda D=D: torch.logsumexp(D(x)[0], 1).mean().backward()) for k, D in nets.items()
+    }
+    oc = trainer.cfg.optim
+    kw = dict(lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps)
+    for name, cls in (("original", ReferenceAdam), ("foreach_adam", ForeachReferenceAdam)):
+        G, D = copy.deepcopy(trainer.G), copy.deepcopy(trainer.D)
+        for p in [*G.parameters(), *D.parameters()]:
+            p.grad = torch.randn_like(p) if p.requires_grad else None
+        opts = (cls(D.parameters(), **kw), cls(G.parameters(), **kw))
+        fns[f"optimizer/{name}"] = lambda opts=opts: [o.step() for o in opts]
+    medians = interleaved_medians(fns, repeats, torch.device("cpu"))
+    out: dict[str, dict[str, float]] = {}
+    for key, sec in medians.items():
+        part, name = key.split("/")
+        out.setdefault(part, {})[name] = sec * 1e3
+    return out
 
 
 # -------------------------------------------------------------------------------------------- FLOPs and peak
@@ -312,10 +359,9 @@ def measure(args: argparse.Namespace) -> dict:
     runners = {"ours": ours.train_step, "plain": plain.train_step}
     if not args.no_variants:
         check_foreach_adam()
-        for name, patches in VARIANTS.items():
+        for name, patch in VARIANTS.items():
             t = Trainer(cfg, data)
-            for patch in patches:
-                patch(t)
+            patch(t)
             runners[name] = t.train_step
         if args.bf16:
             runners["ours+bf16_autocast"] = bf16_step(Trainer(cfg, data))
@@ -358,6 +404,8 @@ def measure(args: argparse.Namespace) -> dict:
         "target_ratio": TARGET_RATIO,
         "target_met": ours_row["ratio_to_plain"] >= TARGET_RATIO,
     }
+    if not args.no_variants:
+        result["components_ms"] = component_times(ours, repeats=args.component_repeats)
     if args.profile or not result["target_met"]:
         result["profile_ours"] = profile_step(ours.train_step, steps=5)
     return result
@@ -383,6 +431,18 @@ def print_report(result: dict) -> None:
     )
     print(f"ceiling: ours at matmul peak, no overhead: {result['ratio_ceiling_at_peak']:.2f}x plain")
     print(f"target ours >= {result['target_ratio']}x plain: {'met' if result['target_met'] else 'NOT met'}")
+    if "components_ms" in result:
+        step_ms = 1e3 / result["runners"]["ours"]["steps_per_s"]
+        print(f"\ncomponents (median ms, interleaved); saving as a share of our step ({step_ms:.0f} ms):")
+        for part, times in result["components_ms"].items():
+            base = times["original"]
+            for name, ms in times.items():
+                gain = (
+                    ""
+                    if name == "original"
+                    else f"  saves {base - ms:6.2f} ms = {100 * (base - ms) / step_ms:4.1f}%"
+                )
+                print(f"  {part:<10}{name:<16}{ms:8.2f} ms{gain}")
     if "profile_ours" in result:
         prof = result["profile_ours"]
         shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in prof["shares"].items())
@@ -406,6 +466,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", action="store_true", help="profile our step even when the target is met")
     ap.add_argument("--no-variants", action="store_true", help="skip the speed-idea variants of our step")
     ap.add_argument("--bf16", action="store_true", help="also time our step under bfloat16 autocast")
+    ap.add_argument("--component-repeats", type=int, default=30, help="rounds of the component timings")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

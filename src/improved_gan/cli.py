@@ -287,7 +287,10 @@ _COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # bad options (exit 2, message already printed) or --help (exit 0)
+        return int(exc.code or 0)
     try:
         return _COMMANDS[args.command](args)
     except UserError as exc:

@@ -164,7 +164,7 @@ def resolve_data_folder(name: str, data_dir: str | os.PathLike | None = None) ->
     if system:
         raise DataError(f"{root}: {name} files missing; {install_hint}")
     subs = ", ".join(f"{sub}/" for sub in spec.subfolders)
-    raise DataError(f"{root}: no {name} files in it or in {subs} (expected {spec.expected})")
+    raise DataError(f"{root} ({origin}): no {name} files in it or in {subs} (expected {spec.expected})")
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,16 +9,18 @@ section 3 apply unchanged:
 - ToyGenerator: ``z ~ N(0, I)`` -> 2 x [dense, norm ("none", "batch" or "virtual"), ReLU] -> weight-norm dense
   -> ``(N, 2)``, no output activation.
 
-All dense layers are weight-normalised so that :func:`~improved_gan.nn.data_dependent_init` scales them to the
-data, as it does the reference networks; hidden scales stay fixed after the init unless
-``train_hidden_scale=True`` (the reference code's convention). Gaussian z (the usual choice for these
-mixtures) rather than the reference code's uniform z.
+As in the reference networks, the discriminator's dense layers are weight-normalised, so that
+:func:`~improved_gan.nn.data_dependent_init` scales them to the data (hidden scales stay fixed after the init
+unless ``train_hidden_scale=True``), and the generator has plain hidden layers (PyTorch's default init; no
+bias before a norm, whose shift replaces it) and a weight-normalised output layer. Gaussian z (the usual choice
+for these mixtures) rather than the reference code's uniform z.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from improved_gan.models._base import Discriminator, Generator, check_norm, freeze_scales, lrelu, make_norm
 from improved_gan.nn import WeightNormLinear
@@ -90,9 +92,9 @@ class ToyGenerator(Generator):
             raise ValueError(f"ToyGenerator: z_dim must be >= 1, got {z_dim}")
         self.z_dim, self.norm = z_dim, norm
         bias = norm == "none"
-        self.fc1 = WeightNormLinear(z_dim, hidden, bias=bias)
+        self.fc1 = nn.Linear(z_dim, hidden, bias=bias)
         self.norm1 = make_norm(hidden, norm, spatial=False)
-        self.fc2 = WeightNormLinear(hidden, hidden, bias=bias)
+        self.fc2 = nn.Linear(hidden, hidden, bias=bias)
         self.norm2 = make_norm(hidden, norm, spatial=False)
         self.out = WeightNormLinear(hidden, out_features)
 
