@@ -84,7 +84,7 @@ def run_supervised(
         train_s += time.perf_counter() - t0
         if steps % eval_every == 0:
             curve.append({"step": steps, "loss": loss.item(), "test_accuracy": trainer.test_accuracy()})
-    final = {
+    return {
         "test_accuracy": trainer.test_accuracy(use_ema=True),
         "test_accuracy_raw": trainer.test_accuracy(use_ema=False),
         "steps": steps,
@@ -92,7 +92,6 @@ def run_supervised(
         "final_loss": loss.item(),
         "curve": curve,
     }
-    return final
 
 
 def summarize(values: list[float]) -> dict:

@@ -28,7 +28,13 @@ not counted): a dense layer ``in -> out`` costs ``2 in out`` per example in a fo
 ``2 in out`` per example for the weight gradient when its weight needs one, plus ``2 in out`` for the input
 gradient when its input needs one (so backward is ~2x forward for a layer that needs both). The analytic
 count is checked against ``torch.utils.flop_counter.FlopCounterMode`` on one real step of each loop. Achieved
-FLOP/s is compared with the best float32 ``torch.mm`` rate of 1024^2 and 2048^2 matrices on the same threads.
+FLOP/s is compared with the best float32 ``torch.mm`` rate of 1024^2 and 2048^2 matrices on the same threads;
+``ratio_ceiling_at_peak`` is the ratio to ``plain`` that ours would reach if its matrix products ran at that
+peak and nothing else took time (an upper bound for any float32 optimisation of our step).
+
+When ours is below the target ratio, the step is profiled (``torch.profiler``, top ops by self CPU time and the
+shares of matmul, random numbers, optimizer and the rest), and the parts the speed ideas change are timed
+alone, interleaved, which resolves differences of a few percent that whole-step timings under load cannot.
 """
 
 from __future__ import annotations
@@ -229,8 +235,8 @@ def component_times(trainer: Trainer, repeats: int) -> dict[str, dict[str, float
     """Milliseconds of the parts each speed idea changes, original vs idea, interleaved (robust to load).
 
     ``d_pass``: the D step's pass, forward and backward of D on 300 examples (the G step's two D passes gain
-    too, so this underestimates the saving); ``optimizer``: both optimizer
-    steps of one training step (random gradients on copies of the parameters).
+    too, so this underestimates the saving); ``optimizer``: both optimizer steps of one training step (random
+    gradients on copies of the parameters).
     """
     x = trainer.data.train_x[:300]  # (300, 1, 28, 28)
     nets = {name: copy.deepcopy(trainer.D).train() for name in ("original", "wn_out", "noise_one_pass")}
