@@ -14,8 +14,7 @@ def test_ablate_writes_three_files_and_skips_finished_runs(tmp_path, capsys):
     argv = [
         "ablate",
         "ring8-gan",
-        "--variants",
-        "-ls,-mbf",
+        "--variants=-ls,mbf",
         "--seeds",
         "2",
         "--steps",

@@ -33,6 +33,14 @@ _REPORT = {
 }
 
 
+def _resolve_variant(name: str, known: tuple[str, ...], preset: str) -> str:
+    """``-ls`` or ``ls`` (the sign may be left out, so ``--variants ls,mbf`` needs no ``=``) -> ``-ls``."""
+    for candidate in (name, "-" + name, "+" + name):
+        if candidate in known:
+            return candidate
+    raise ConfigError(f"--variants {name}: not a variant of {preset} (known: {', '.join(known)})")
+
+
 def _label(variant: str) -> str:
     return "all techniques" if variant == "" else variant
 
@@ -56,10 +64,7 @@ def run_ablation(
         raise ConfigError(
             f"preset {preset!r} has no ablation variants (try fmnist-gan, ring8-gan, grid25-gan)"
         )
-    chosen = known if variants is None else variants
-    for v in chosen:
-        if v not in known:
-            raise ConfigError(f"--variants {v}: not a variant of {preset} (known: {', '.join(known)})")
+    chosen = known if variants is None else tuple(_resolve_variant(v, known, preset) for v in variants)
     out = Path(out)
     names = [""] + [v for v in chosen if v != ""]
     sets = list(overrides) + ([f"train.steps={steps}"] if steps else [])

@@ -48,11 +48,11 @@ def evaluate_run(
     if names is None and cfg.kind == "gan":
         names = cfg.train.metrics if cfg.train.metrics not in ((), ("none",)) else None
         if names is None:
-            from improved_gan.metrics import default_metrics
+            from improved_gan.metrics.registry import default_metrics
 
             names = tuple(default_metrics(cfg.data.dataset))
     if names:
-        from improved_gan.metrics import compute_metrics
+        from improved_gan.metrics.registry import compute_metrics
 
         n = num_samples or cfg.train.eval_samples
         samples = to_unit(trainer.generate(n, seed=SAMPLE_SEED + 1))

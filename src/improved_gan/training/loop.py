@@ -264,6 +264,9 @@ class Trainer:
         gen = torch.Generator().manual_seed(seed)
         was_training = self.G.training
         self.G.eval()
+        if self.vbn:  # reference statistics of the CURRENT weights (the step's pass preceded the G update)
+            with virtual_batch_reference(self.G):
+                self.G(self.z_ref)
         out = []
         for i in range(0, n, batch_size):
             z = self.G.sample_z(min(batch_size, n - i), generator=gen).to(self.device)

@@ -105,7 +105,7 @@ class _Evaluator:
         cfg = trainer.cfg
         self.metric_names: tuple[str, ...] = ()
         if cfg.kind == "gan" and cfg.train.metrics != ("none",):
-            from improved_gan.metrics import default_metrics
+            from improved_gan.metrics.registry import default_metrics
 
             self.metric_names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
 
@@ -118,7 +118,7 @@ class _Evaluator:
                 test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=t.test_accuracy(use_ema=False)
             )
         if self.metric_names:
-            from improved_gan.metrics import compute_metrics
+            from improved_gan.metrics.registry import compute_metrics
 
             samples = self.to_unit(t.generate(cfg.train.eval_samples, seed=SAMPLE_SEED + 1))
             out.update(
@@ -425,11 +425,13 @@ def resume(
 
 
 def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
-    """Fail before training, not at the first evaluation, when a metric's network is missing."""
+    """Fail before training, not at the first evaluation, when a metric's network or weights are missing:
+    evaluate the run's metrics once on a few random samples (this also loads and caches the networks)."""
     cfg = trainer.cfg
     if cfg.kind != "gan" or cfg.train.metrics == ("none",):
         return
-    from improved_gan.metrics import check_metrics, default_metrics
+    from improved_gan.metrics.registry import compute_metrics, default_metrics
 
     names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
-    check_metrics(names, dataset=cfg.data.dataset, data_dir=data_dir)
+    fake = torch.rand(20, *trainer.data.image_shape, generator=torch.Generator().manual_seed(0))
+    compute_metrics(names, fake, dataset=cfg.data.dataset, data_dir=data_dir, device=str(trainer.device))
