@@ -120,7 +120,7 @@ def test_resume_after_sigkill_is_bit_identical(fake_fmnist, tmp_path):
         "--data-dir",
         str(fake_fmnist),
         "--steps",
-        "30",
+        "12",
         "--checkpoint-every",
         "3",
         "--eval-every",

@@ -13,7 +13,7 @@ from improved_gan.training.checkpoint import GENERATOR_FORMAT, atomic_write_json
 from improved_gan.training.experiment import build_networks
 from improved_gan.training.images import save_grid, save_scatter
 from improved_gan.training.loop import Trainer
-from improved_gan.training.run import SAMPLE_SEED, RunFolder, load_train_data, read_run_config
+from improved_gan.training.run import SAMPLE_SEED, RunFolder, _finite, load_train_data, read_run_config
 
 
 def evaluate_run(
@@ -60,6 +60,7 @@ def evaluate_run(
         out.update(
             compute_metrics(names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device)
         )
+    out = _finite(out)
     atomic_write_json(folder.root / "evaluation.json", out)
     return out
 

@@ -8,6 +8,7 @@ which owns the schedule of evaluations, sample grids and checkpoints. Only rank 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -52,6 +53,11 @@ def load_train_data(cfg: Config, *, data_dir: str | None, device: str) -> tuple[
         test_y=ds.test_labels.to(dev),
     )
     return data, ds.to_unit
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities (e.g. ``mode_kl`` with no high-quality sample) become null: JSON has no NaN."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 class RunFolder:
@@ -277,7 +283,7 @@ def _loop(
             window_t, window_steps = time.perf_counter(), 0
             if main:
                 with open(folder.metrics, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                    f.write(json.dumps(_finite(row)) + "\n")
                 _write_samples(trainer, to_unit, folder)
                 if tb is not None:
                     for k, v in row.items():
@@ -312,7 +318,7 @@ def _loop(
     for k, v in final_eval.items():
         if k not in ("step", "wall_seconds", "images_per_second", "lr"):
             summary[k] = v
-    atomic_write_json(folder.summary, summary)
+    atomic_write_json(folder.summary, _finite(summary))
     plot_curves(rows, folder.curves, f"{cfg.preset} ({folder.root.name})")
     return summary
 
