@@ -105,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if device.type == "cpu" and load_at_start and load_at_start[0] + torch.get_num_threads() > cores + 0.5:
+        print(
+            f"warning: load average {load_at_start[0]:.1f} on {cores} cores: threads will wait for each other "
+            "and multi-threaded timings (ours has more, smaller parallel regions) are unreliable; "
+            "consider --threads 1",
+            file=sys.stderr,
+        )
     script = str(Path(__file__).resolve())
     rows = []
     for n in args.sizes:

@@ -132,6 +132,9 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     """Rank 0's decision (e.g. "the time budget is over") for every rank."""
     if not info.enabled:
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    device = (
+        f"cuda:{info.local_rank}" if dist.get_backend() == "nccl" else "cpu"
+    )  # NCCL takes CUDA tensors only
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())

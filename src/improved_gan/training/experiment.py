@@ -26,10 +26,10 @@ def build_networks(
     """``(generator, discriminator)`` for ``cfg``; D has ``num_classes`` logits with labels, else 1 (K+1 with K=1)."""
     m = cfg.model
     k = num_classes if cfg.loss.use_labels else 1
-    mbd = dict(minibatch_kernels=m.minibatch_kernels)
+    mbd = dict(minibatch_kernels=m.minibatch_kernels, minibatch_kernel_dim=m.minibatch_kernel_dim)
     if m.arch == "mnist":
         shape = tuple(image_shape)
-        g = models.MnistGenerator(z_dim=m.z_dim, out_shape=shape)
+        g = models.MnistGenerator(z_dim=m.z_dim, out_shape=shape, norm=m.generator_norm)
         d = models.MnistDiscriminator(num_outputs=k, **mbd)
     elif m.arch == "cifar":
         g = models.CifarGenerator(z_dim=m.z_dim, norm=m.generator_norm)

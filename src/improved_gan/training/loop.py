@@ -209,13 +209,16 @@ class Trainer:
                     f_real = self.D(x_unl2)[1]
                 real_mean = D_.global_mean(f_real.flatten(1).mean(0), self.dist)  # (F,)
                 fake_mean = D_.global_mean(f_fake.flatten(1).mean(0), self.dist)  # (F,)
-                loss_g = self.objectives.generator(logits_gen, real_mean, fake_mean) * self.dist.world_size
+                loss_g = self.objectives.generator(logits_gen, real_mean, fake_mean)
+                # x world size: with global_mean and average_gradients this gives the global-batch gradient
+                objective = loss_g * self.dist.world_size
             else:
-                loss_g = self.objectives.generator(logits_gen, None, None)
+                loss_g = objective = self.objectives.generator(logits_gen, None, None)
             if self.ha_g is not None:
-                loss_g = loss_g + cfg.loss.historical_averaging * self.ha_g.penalty()
+                penalty = cfg.loss.historical_averaging * self.ha_g.penalty()
+                loss_g, objective = loss_g + penalty, objective + penalty
             self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            objective.backward()
         finally:
             for p in trainable:
                 p.requires_grad_(True)
@@ -228,7 +231,7 @@ class Trainer:
             self.ha_d.update()
             self.ha_g.update()
         self.step += 1
-        out = {"loss_d": loss_d.item(), "loss_g": loss_g.item() / self.dist.world_size, "lr": lr}
+        out = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "lr": lr}
         out.update({k: v.item() for k, v in parts_d.items()})
         for k, v in out.items():
             self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
