@@ -174,3 +174,15 @@ def test_errors():
         with virtual_batch_reference(nn.Linear(2, 2)):
             pass
     assert vbn.num_features == 3 and vbn.eps == 1e-5
+
+
+def test_deepcopy_after_a_reference_pass_with_gradients():
+    import copy
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), VirtualBatchNorm(4))
+    ref = torch.randn(6, 3)
+    with virtual_batch_reference(net):
+        net(ref)  # live statistics attached to the autograd graph
+    clone = copy.deepcopy(net)
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(clone(x), net(x))

@@ -106,6 +106,12 @@ class VirtualBatchNorm(nn.Module):
         self._live = None
         return super()._apply(fn, *args, **kwargs)
 
+    # copy.deepcopy and pickling: live statistics are non-leaf tensors of this step's graph; the buffers keep them.
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_live"] = None
+        return state
+
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._live = None
         super()._load_from_state_dict(*args, **kwargs)

@@ -67,7 +67,8 @@ def data_dependent_init(module: nn.Module, *inputs: Any, **kwargs: Any) -> Any:
     forward order, and sets its ``initialized`` buffer. Calling it again re-initialises. The module's
     train/eval mode is left as it is (the reference code initialises with noise and dropout on). A generator
     with :class:`~improved_gan.nn.VirtualBatchNorm` layers is initialised inside
-    :func:`~improved_gan.nn.virtual_batch_reference`. Warns if some such layer was not reached.
+    :func:`~improved_gan.nn.virtual_batch_reference`. Warns if some such layer was not reached. Under
+    DistributedDataParallel run it before wrapping the model (DDP then broadcasts rank 0's parameters).
     """
     layers = [m for m in module.modules() if isinstance(m, DataDependentInit)]
     if not layers:
