@@ -156,7 +156,13 @@ def _resolve_config(args):
 def _print_summary(summary: dict, out: Path) -> None:
     if not summary:
         return
-    print(f"run folder: {out}")
+    if "test_accuracy" in summary:
+        print(
+            f"test accuracy {100 * summary['test_accuracy']:.2f}% (EMA discriminator; "
+            f"raw {100 * summary.get('test_accuracy_raw', float('nan')):.2f}%) with {summary.get('labels')} labels "
+            f"after {summary['steps']} steps, {summary['wall_seconds'] / 60:.1f} min"
+        )
+    print(f"run folder: {out}  (samples: {out / 'samples' / 'latest.png'})")
     for k, v in summary.items():
         print(f"  {k:<26} {v:.4f}" if isinstance(v, float) else f"  {k:<26} {v}")
 

@@ -28,10 +28,10 @@ deconv 5x5 stride 2 -> 256x8x8 -> norm -> ReLU -> deconv -> 128x16x16 -> norm ->
 ``"none"`` nothing. Dense and deconv weights ~ N(0, 0.05) as in the reference. The reference's deconvolution
 with ``border_mode='half'`` and stride 2 is ``ConvTranspose2d(5, stride=2, padding=2, output_padding=1)``.
 
-Deviations: hidden weight-norm scales are fixed after their data-dependent init as in the reference
-(``train_g=False``) unless ``train_hidden_scale=True``; batch norm uses running averages in eval mode (the
-reference always generates with batch statistics); ``widths``, ``input_dropout``, ``input_noise`` are options
-(:mod:`improved_gan.models.svhn` uses them for the SVHN networks).
+As in the reference, the hidden conv layers' weight-norm scales stay fixed after their data-dependent init
+(``train_g=False`` there; ``train_hidden_scale=True`` trains them). Deviation: batch norm uses running
+averages in eval mode (the reference always generates with batch statistics). ``widths``, ``input_dropout``
+and ``input_noise`` are options (:mod:`improved_gan.models.svhn` uses them for the SVHN networks).
 """
 
 from __future__ import annotations

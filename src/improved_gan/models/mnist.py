@@ -21,10 +21,10 @@ Generator: ``z ~ U[0, 1)^100`` -> dense 500 -> batch norm without scale (the ref
 -> softplus -> dense 500 -> batch norm + shift -> softplus -> weight-norm dense 784 -> sigmoid, reshaped to
 ``out_shape``.
 
+As in the reference code, the hidden layers' weight-norm scales ``g`` stay fixed after the data-dependent init
+(``train_scale=False`` there; ``train_hidden_scale=True`` trains them) and directions start at N(0, 0.1).
 Deviations from the reference code:
 
-- hidden weight-norm scales ``g`` are fixed after the data-dependent init as there (``train_scale=False``)
-  unless ``train_hidden_scale=True``;
 - the generator's output layer (the reference's ``l2normalize``, scale 1, bias 0, never data-initialised) is a
   :class:`~improved_gan.nn.WeightNormLinear` that :func:`~improved_gan.nn.data_dependent_init` initialises
   like every other weight-norm layer (pre-activation mean 0, std 1 on the init batch);
