@@ -222,3 +222,61 @@ def test_presets_command_lists_every_preset(capsys):
     assert main(["presets"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == preset_names()
+
+
+def test_gan_runs_train_and_evaluate_with_their_metrics(fake_fmnist, tmp_path, monkeypatch, capsys):
+    # the classifier behind the Fashion-MNIST metrics, trained on the fake data into a temporary folder
+    monkeypatch.setenv("IMPROVED_GAN_CLASSIFIERS", str(tmp_path / "classifiers"))
+    assert main(["train", "fmnist-classifier", "--data-dir", str(fake_fmnist), "--quiet"]) == 0
+    assert list((tmp_path / "classifiers").glob("fashion-mnist-classifier-v1.pt"))
+    run = tmp_path / "gan"
+    small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.eval_samples=40"]
+    assert (
+        main(
+            [
+                "train",
+                "fmnist-gan",
+                "--data-dir",
+                str(fake_fmnist),
+                "--out",
+                str(run),
+                "--steps",
+                "2",
+                "--quiet",
+                *small,
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    assert {"classifier_score", "classifier_fid"} <= set(summary)
+    assert main(["evaluate", str(run), "--data-dir", str(fake_fmnist), "--num-samples", "40"]) == 0
+    ev = json.loads((run / "evaluation.json").read_text())
+    assert ev["num_samples"] == 40 and ev["classifier_score"] >= 1.0 and ev["classifier_fid"] >= 0.0
+    # the toy GAN: mode coverage
+    toy = tmp_path / "toy"
+    assert (
+        main(
+            [
+                "train",
+                "ring8-gan",
+                "--out",
+                str(toy),
+                "--steps",
+                "2",
+                "--quiet",
+                "--set",
+                "data.batch_size=16",
+                "--set",
+                "model.init_batch=16",
+                "--set",
+                "train.eval_samples=100",
+            ]
+        )
+        == 0
+    )
+    assert main(["evaluate", str(toy)]) == 0
+    ev = json.loads((toy / "evaluation.json").read_text())
+    assert 0 <= ev["modes"] <= 8 and 0.0 <= ev["high_quality"] <= 1.0
+    png = tmp_path / "toy.png"
+    assert main(["sample", str(toy), "--num", "50", "--out", str(png)]) == 0 and png.stat().st_size > 0

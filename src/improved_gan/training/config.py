@@ -23,7 +23,7 @@ from improved_gan.errors import ConfigError
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion-mnist"
-    labels_per_class: int = 10  # labelled examples per class (SPEC §6: 10 -> 100 labels); 0 = no labels
+    labels_per_class: int = 10  # labelled examples per class (SPEC §6: 10 -> 100 labels); 0 = none; -1 = all
     label_seed: int = 1  # the reference code's --seed_data: chooses the labelled subset
     batch_size: int = 100  # per process
 
@@ -161,7 +161,11 @@ def validate(cfg: Config) -> Config:
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f"{key}={flat[key]}: expected a positive integer")
-    for key in ("data.labels_per_class", "model.minibatch_kernels", "train.sample_grid", "train.keep_every"):
+    if flat["data.labels_per_class"] < -1:
+        raise ConfigError(
+            f"data.labels_per_class={flat['data.labels_per_class']}: expected -1 (all), 0 or more"
+        )
+    for key in ("model.minibatch_kernels", "train.sample_grid", "train.keep_every"):
         if flat[key] < 0:
             raise ConfigError(f"{key}={flat[key]}: expected a non-negative integer")
     if not 0.0 < flat["optim.lr"]:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from improved_gan.data import EpochBatcher, labeled_subset
-from improved_gan.errors import CheckpointError
+from improved_gan.errors import CheckpointError, ConfigError
 from improved_gan.nn import data_dependent_init, virtual_batch_reference
 from improved_gan.optim import make_optimizer
 from improved_gan.regularizers import HistoricalAveraging
@@ -114,7 +114,7 @@ class Trainer:
         r, w = self.dist.rank, self.dist.world_size
         self.lab_idx = None
         if cfg.loss.use_labels and data.toy is None:
-            self.lab_idx = labeled_subset(data.train_y.cpu(), cfg.data.labels_per_class, cfg.data.label_seed)
+            self.lab_idx = self._labeled_indices(data.train_y.cpu())
             self.lab_batcher = EpochBatcher(
                 len(self.lab_idx), bs, seed=_seed(cfg.seed, 10), rank=r, world_size=w
             )
@@ -131,6 +131,18 @@ class Trainer:
         # Sums of the step losses since the last evaluation (part of the state, so resumed logs match exactly).
         self.loss_sums: dict[str, float] = {}
         self.loss_count = 0
+
+    def _labeled_indices(self, labels: torch.Tensor) -> torch.Tensor:
+        """The labelled subset (balanced, seeded as in the reference code), or every example for ``-1``."""
+        per_class = self.cfg.data.labels_per_class
+        if per_class == -1:
+            return torch.arange(labels.shape[0])
+        try:
+            return labeled_subset(labels, per_class, self.cfg.data.label_seed)
+        except ValueError as exc:
+            raise ConfigError(
+                f"data.labels_per_class={per_class}: {exc} in {self.data.name}'s training set"
+            ) from None
 
     # ------------------------------------------------------------------------------------------------ batches
     def _real_batch(self, batcher) -> torch.Tensor:

@@ -61,7 +61,7 @@ _GAN_OPTIM = OptimConfig(name="adam", lr=0.0002, beta1=0.5)
 _FMNIST_GAN = Config(
     preset="fmnist-gan",
     kind="gan",
-    data=DataConfig(dataset="fashion-mnist", labels_per_class=6000, batch_size=64),
+    data=DataConfig(dataset="fashion-mnist", labels_per_class=-1, batch_size=64),
     model=ModelConfig(arch="dcgan", minibatch_kernels=50, generator_norm="virtual", init_batch=256),
     loss=_GAN_LOSS,
     optim=_GAN_OPTIM,
@@ -70,7 +70,7 @@ _FMNIST_GAN = Config(
 _CIFAR_GAN = replace(
     _FMNIST_GAN,
     preset="cifar10-gan",
-    data=DataConfig(dataset="cifar10", labels_per_class=5000, batch_size=100),
+    data=DataConfig(dataset="cifar10", labels_per_class=-1, batch_size=100),
     model=ModelConfig(arch="cifar", minibatch_kernels=100, generator_norm="virtual"),
     train=TrainConfig(steps=100_000, eval_every=5000, checkpoint_every=1000, eval_samples=50_000),
 )
