@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 rm -rf runs/quickstart
-improved-gan train fmnist-ssl --out runs/quickstart --steps "${STEPS:-3000}" --eval-every 1000 "$@"
+improved-gan train fmnist-ssl --out runs/quickstart --steps "${STEPS:-2000}" --eval-every 500 "$@"

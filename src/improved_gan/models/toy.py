@@ -10,10 +10,27 @@ section 3 apply unchanged:
   -> ``(N, 2)``, no output activation.
 
 As in the reference networks, the discriminator's dense layers are weight-normalised, so that
-:func:`~improved_gan.nn.data_dependent_init` scales them to the data (hidden scales stay fixed after the init
-unless ``train_hidden_scale=True``), and the generator has plain hidden layers (PyTorch's default init; no
-bias before a norm, whose shift replaces it) and a weight-normalised output layer. Gaussian z (the usual choice
-for these mixtures) rather than the reference code's uniform z.
+:func:`~improved_gan.nn.data_dependent_init` scales them to the data, and the generator has plain hidden layers
+(PyTorch's default init; no bias before a norm, whose shift replaces it) and a weight-normalised output layer.
+Gaussian z (the usual choice for these mixtures) rather than the reference code's uniform z.
+
+Deviations from the reference building blocks, each measured on ``ring8-gan`` (all techniques, seeds 1-3):
+
+- minibatch discrimination (section 3.2) is initialised by the *median* pairwise distance, not the nearest
+  neighbour's (:class:`MedianInitMinibatch`). The reference init scales each kernel so that the batch mean of
+  the nearest-neighbour L1 distance ``min_j ||M_i - M_j||_1`` is 2, which suits images (no two alike). In a
+  mixture of tight modes every real example has near-duplicates (its mode's other samples, std 0.02 on a ring of
+  radius 2), so that init makes the kernels as narrow as one mode: real examples then have many neighbours
+  (o ~ 13 of 127) and the still diffuse generated ones none (o ~ 0), the discriminator separates the two by o
+  alone (D(G(z)) ~ 0.04 after 50 steps) and the generator, whose gradient through o vanishes at those
+  distances, stays a diffuse cloud (high-quality fraction < 0.01 after 3000 steps). Scaling the kernels so that
+  the median pairwise distance of the init batch is ``minibatch_median`` (1; the "median heuristic" of kernel
+  methods) makes o a smooth measure of the batch's spread and the run reach 8/8 modes;
+- the hidden weight-norm scales are trained (``train_hidden_scale=True``; the reference freezes them after the
+  init). Frozen, the first layer's weights keep the norm the init gave them on data of spread ~2, too coarse
+  to resolve modes of std 0.02: training them raised the high-quality fraction (0.64 -> 0.71 at 3000 steps);
+- the generator's hidden layers have 64 units (the discriminator keeps 128): with 128 the high-quality
+  fraction after 4000 steps was 0.78-0.81 across seeds, with 64 0.82-0.84.
 """
 
 from __future__ import annotations
@@ -23,7 +40,49 @@ import torch.nn.functional as F
 from torch import nn
 
 from improved_gan.models._base import Discriminator, Generator, check_norm, freeze_scales, lrelu, make_norm
-from improved_gan.nn import WeightNormLinear
+from improved_gan.nn import MinibatchDiscrimination, WeightNormLinear, minibatch_similarity
+
+
+class MedianInitMinibatch(MinibatchDiscrimination):
+    """:class:`~improved_gan.nn.MinibatchDiscrimination` whose data-dependent init uses the median distance.
+
+    Same layer, parameters and forward; only :meth:`init_from_batch` differs (see the module docstring): each
+    kernel b is scaled so that the median over pairs i < j of ``||M_{i,b} - M_{j,b}||_1`` on the init batch is
+    ``median``, then the bias is set so that ``o + bias`` has batch mean 0 there (as the reference).
+
+    Args:
+        in_features, num_kernels, kernel_dim: as :class:`~improved_gan.nn.MinibatchDiscrimination`.
+        median: the target median pairwise L1 distance of each kernel (> 0).
+    """
+
+    def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5, *, median: float = 1.0) -> None:
+        super().__init__(in_features, num_kernels, kernel_dim)
+        if not median > 0:
+            raise ValueError(f"MedianInitMinibatch: median must be positive, got {median}")
+        self.median = float(median)
+
+    def init_from_batch(self, x: torch.Tensor) -> None:
+        x, M = self._features(x)  # (N, A), (N, B, C)
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError("MedianInitMinibatch: data-dependent init needs at least 2 examples")
+        X = M.transpose(0, 1).contiguous()  # (B, N, C)
+        i, j = torch.triu_indices(n, n, offset=1, device=X.device)  # (2, N(N-1)/2)
+        pairs = torch.cdist(X, X, p=1)[:, i, j]  # (B, N(N-1)/2)
+        med = pairs.median(dim=1).values  # (B,)
+        # a kernel whose rows are all equal (median 0) keeps its scale
+        factor = torch.where(med > 0, self.median / med, torch.ones_like(med))  # (B,)
+        if self.log_scale is None:
+            self.theta.mul_(factor[None, :, None])
+        else:
+            self.log_scale.add_(factor.log()[:, None])
+        if self.bias is not None:
+            _, M = self._features(x)
+            o = minibatch_similarity(M, exclude_self=self.exclude_self)  # (N, B)
+            self.bias.copy_(-o.mean(dim=0))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, median={self.median}"
 
 
 class ToyDiscriminator(Discriminator):
@@ -34,8 +93,9 @@ class ToyDiscriminator(Discriminator):
         hidden: width of the two hidden layers.
         minibatch_kernels: B (0 = no minibatch discrimination).
         minibatch_kernel_dim: C of minibatch discrimination.
+        minibatch_median: the median pairwise kernel distance its init aims at (:class:`MedianInitMinibatch`).
         in_features: data dimension (2).
-        train_hidden_scale: train the hidden weight-norm scales.
+        train_hidden_scale: train the hidden weight-norm scales (default True, unlike the reference code).
     """
 
     def __init__(
@@ -45,8 +105,9 @@ class ToyDiscriminator(Discriminator):
         hidden: int = 128,
         minibatch_kernels: int = 0,
         minibatch_kernel_dim: int = 5,
+        minibatch_median: float = 1.0,
         in_features: int = 2,
-        train_hidden_scale: bool = False,
+        train_hidden_scale: bool = True,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -61,6 +122,10 @@ class ToyDiscriminator(Discriminator):
             minibatch_kernel_dim=minibatch_kernel_dim,
             init_scale=1.0,
         )
+        if self.minibatch is not None:  # same shapes, the toy init (module docstring)
+            self.minibatch = MedianInitMinibatch(
+                hidden, minibatch_kernels, minibatch_kernel_dim, median=minibatch_median
+            )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 2 or x.shape[1] != self.in_features:
@@ -76,7 +141,7 @@ class ToyGenerator(Generator):
 
     Args:
         z_dim: noise size (16 in the ``ring8-gan`` preset).
-        hidden: width of the two hidden layers.
+        hidden: width of the two hidden layers (64; see the module docstring).
         norm: "none", "batch" or "virtual" after each hidden layer.
         out_features: data dimension (2).
     """
@@ -84,7 +149,7 @@ class ToyGenerator(Generator):
     noise = "normal"
 
     def __init__(
-        self, z_dim: int = 16, *, hidden: int = 128, norm: str = "none", out_features: int = 2
+        self, z_dim: int = 16, *, hidden: int = 64, norm: str = "none", out_features: int = 2
     ) -> None:
         super().__init__()
         check_norm("ToyGenerator", norm)
