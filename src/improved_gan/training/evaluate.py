@@ -12,8 +12,7 @@ from improved_gan.errors import CheckpointError, UserError
 from improved_gan.training.checkpoint import GENERATOR_FORMAT, atomic_write_json, load_checkpoint
 from improved_gan.training.experiment import build_networks
 from improved_gan.training.images import save_grid, save_scatter
-from improved_gan.training.loop import Trainer
-from improved_gan.training.run import SAMPLE_SEED, RunFolder, _finite, load_train_data, read_run_config
+from improved_gan.training.run import SAMPLE_SEED, RunFolder, _finite, build_trainer, read_run_config
 
 
 def evaluate_run(
@@ -32,12 +31,8 @@ def evaluate_run(
     folder = RunFolder(root)
     cfg, _run = read_run_config(folder.root)
     state = load_checkpoint(folder.last)
-    data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
-    trainer = Trainer(cfg, data, device=device)
-    try:
-        trainer.load_state_dict(state)
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{folder.last}: does not match the run's configuration ({exc})") from None
+    trainer, to_unit = build_trainer(cfg, data_dir=data_dir, device=device, state=state, source=folder.last)
+    data = trainer.data
     out: dict[str, Any] = {"step": trainer.step}
     if data.test_x is not None and cfg.loss.use_labels:
         acc = trainer.test_accuracy(use_ema=True)

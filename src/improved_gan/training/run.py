@@ -358,15 +358,14 @@ def train(
         D_.barrier(dist)
         if device.startswith("cuda") and dist.enabled:
             device = f"cuda:{dist.local_rank}"
-        data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
-        trainer = Trainer(cfg, data, device=device, dist=dist)
+        trainer, to_unit = build_trainer(cfg, data_dir=data_dir, device=device, dist=dist)
         _check_metrics_available(trainer, data_dir)
         if dist.is_main:
             folder.root.mkdir(parents=True, exist_ok=True)
             folder.samples.mkdir(exist_ok=True)
             folder.checkpoints.mkdir(exist_ok=True)
             atomic_write_json(
-                folder.config, {**cfg.to_dict(), "run": _run_section(cfg, data, dist, time_budget)}
+                folder.config, {**cfg.to_dict(), "run": _run_section(cfg, trainer.data, dist, time_budget)}
             )
             atomic_write_text(folder.metrics, "")
         return _loop(
@@ -399,12 +398,9 @@ def resume(
         state = load_checkpoint(folder.last)
         if device.startswith("cuda") and dist.enabled:
             device = f"cuda:{dist.local_rank}"
-        data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
-        trainer = Trainer(cfg, data, device=device, dist=dist)
-        try:
-            trainer.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{folder.last}: does not match this run's configuration ({exc})") from None
+        trainer, to_unit = build_trainer(
+            cfg, data_dir=data_dir, device=device, dist=dist, state=state, source=folder.last
+        )
         if trainer.step >= cfg.train.steps and folder.summary.exists():
             summary = json.loads(folder.summary.read_text())
             if dist.is_main:
@@ -428,6 +424,26 @@ def resume(
         )
     finally:
         D_.shutdown(dist)
+
+
+def build_trainer(
+    cfg: Config,
+    *,
+    data_dir: str | None,
+    device: str,
+    dist: D_.DistInfo | None = None,
+    state: dict[str, Any] | None = None,
+    source: Path | None = None,
+) -> tuple[Trainer, Any]:
+    """Load the data and build the :class:`Trainer` of ``cfg``, restoring ``state`` (read from ``source``) if given."""
+    data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
+    trainer = Trainer(cfg, data, device=device, dist=dist)
+    if state is not None:
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: does not match the run's configuration ({exc})") from None
+    return trainer, to_unit
 
 
 def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
