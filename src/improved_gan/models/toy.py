@@ -55,7 +55,9 @@ class MedianInitMinibatch(MinibatchDiscrimination):
         median: the target median pairwise L1 distance of each kernel (> 0).
     """
 
-    def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5, *, median: float = 1.0) -> None:
+    def __init__(
+        self, in_features: int, num_kernels: int, kernel_dim: int = 5, *, median: float = 1.0
+    ) -> None:
         super().__init__(in_features, num_kernels, kernel_dim)
         if not median > 0:
             raise ValueError(f"MedianInitMinibatch: median must be positive, got {median}")

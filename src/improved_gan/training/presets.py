@@ -81,7 +81,7 @@ _TOY_GAN = Config(
     preset="ring8-gan",
     kind="gan",
     data=DataConfig(dataset="ring8", labels_per_class=0, batch_size=64),
-    model=ModelConfig(arch="toy", z_dim=16, minibatch_kernels=5, generator_norm="virtual", init_batch=256),
+    model=ModelConfig(arch="toy", z_dim=16, minibatch_kernels=10, generator_norm="virtual", init_batch=256),
     loss=replace(_GAN_LOSS, use_labels=False),
     optim=replace(_GAN_OPTIM, lr=0.005, decay_start=0.3),
     train=TrainConfig(steps=4000, eval_every=1000, checkpoint_every=1000, eval_samples=2500, sample_grid=0),
