@@ -299,6 +299,7 @@ def _loop(
     if tb is not None:
         tb.close()
     if not main:
+        D_.barrier(dist)  # leave together: a rank tearing down gloo while rank 0 still writes can abort
         return {}
     rows = _read_metrics(folder.metrics)
     final_eval = rows[-1] if rows else {}
@@ -320,6 +321,7 @@ def _loop(
             summary[k] = v
     atomic_write_json(folder.summary, _finite(summary))
     plot_curves(rows, folder.curves, f"{cfg.preset} ({folder.root.name})")
+    D_.barrier(dist)
     return summary
 
 
