@@ -258,8 +258,15 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def test_accuracy(self, *, use_ema: bool = True, batch_size: int = 1000) -> float:
-        """Accuracy of D's K logits on the test set, noise off (eval mode), with the EMA parameters by default."""
+    def test_accuracy(self, *, use_ema: bool = True, batch_size: int | None = None) -> float:
+        """Accuracy of D's K logits on the test set, noise off (eval mode), with the EMA parameters by default.
+
+        ``batch_size`` defaults to 1000 for a D without batch-coupled layers (the result does not depend on it)
+        and to the training batch size for one with minibatch discrimination: its features sum over the other
+        examples of the batch, so a test batch of another size would feed D inputs of a scale it never saw.
+        """
+        if batch_size is None:
+            batch_size = 1000 if self.joint_d_pass else self.cfg.data.batch_size
         net = self.D_eval if use_ema else self.D
         if use_ema:
             self.ema.copy_to(self.D_eval)
@@ -267,9 +274,13 @@ class Trainer:
         net.eval()
         correct = 0
         x, y = self.data.test_x, self.data.test_y
-        for i in range(0, x.shape[0], batch_size):
-            logits = net(x[i : i + batch_size].to(self.device))[0]
-            correct += (logits.argmax(1).cpu() == y[i : i + batch_size].cpu()).sum().item()
+        n = x.shape[0]
+        for i in range(0, n, batch_size):
+            # the last batch is the final `batch_size` examples, so every batch has the same size; only the
+            # examples not counted yet (from i on) are scored
+            j = max(min(i, n - batch_size), 0)
+            logits = net(x[j : j + batch_size].to(self.device))[0][i - j :]
+            correct += (logits.argmax(1).cpu() == y[i : j + batch_size].cpu()).sum().item()
         net.train(was_training)
         return correct / x.shape[0]
 
