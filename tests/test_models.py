@@ -1,5 +1,6 @@
 """Tests of the networks: shapes, ranges, data-dependent init, VBN independence, parameter counts."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -350,3 +351,35 @@ def test_hidden_scales_frozen_as_the_reference_unless_asked():
     assert len(frozen) == 9 and D.out.g.requires_grad
     D2 = M.CifarDiscriminator(10, train_hidden_scale=True)
     assert all(p.requires_grad for p in D2.parameters())
+
+
+def test_mnist_generator_output_is_l2normalize_not_data_initialised():
+    """Reference: the output layer is l2normalize (scale 1, bias 0) and takes no part in the data init."""
+    from improved_gan.nn import data_dependent_init
+
+    torch.manual_seed(3)
+    G = M.MnistGenerator(100)
+    v_before = G.out.v.detach().clone()
+    data_dependent_init(G, torch.rand(200, 100))
+    assert bool(G.out.initialized)
+    torch.testing.assert_close(G.out.g, torch.ones(784), rtol=0, atol=0)
+    torch.testing.assert_close(G.out.bias, torch.zeros(784), rtol=0, atol=0)
+    torch.testing.assert_close(G.out.v, v_before, rtol=0, atol=0)
+    # so each output pre-activation is the projection of h on a unit vector: check on a batch by hand
+    z = torch.rand(7, 100)
+    with torch.no_grad():
+        h = z
+        for dense, norm in zip(G.dense, G.norms):
+            h = F.softplus(norm(dense(h)))
+        v = G.out.v.numpy().astype(np.float64)
+        pre = h.numpy().astype(np.float64) @ (v / np.linalg.norm(v, axis=1, keepdims=True)).T
+        expected = 1 / (1 + np.exp(-pre))
+        np.testing.assert_allclose(G(z).reshape(7, 784).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # the discriminator's layers, in contrast, are set from the batch (mean 0, std 1 pre-activations)
+    D = M.MnistDiscriminator(10)
+    x = torch.rand(300, 1, 28, 28)
+    data_dependent_init(D.eval(), x)
+    with torch.no_grad():
+        t = D.hidden[0](x.flatten(1))
+    np.testing.assert_allclose(t.mean(0).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(t.std(0, unbiased=False).numpy(), 1.0, atol=1e-3)
