@@ -174,3 +174,32 @@ def test_state_dict_holds_all_state():
     fresh.load_state_dict(layer.state_dict())
     x = torch.randn(6, 4)
     torch.testing.assert_close(fresh(x), layer(x))
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_far_pairs_are_negligible_not_slow(exclude_self):
+    """Distances above 87 (where float32 exp underflows, on a slow path) are clamped: each such pair adds at most
+    exp(-87) = 1.6e-38 to o, against the exact sum; near pairs are exact; gradients stay finite."""
+    rng = np.random.default_rng(4)
+    M_np = rng.normal(size=(12, 3, 2))
+    M_np[6:] += 300.0  # two far groups: cross-group distances ~600 (exp underflows), within-group ~2
+    exact = np.zeros((12, 3))
+    for i in range(12):
+        for j in range(12):
+            if exclude_self and i == j:
+                continue
+            exact[i] += np.exp(-np.abs(M_np[i] - M_np[j]).sum(-1))
+    for dtype in (torch.float32, torch.float64):
+        M = torch.tensor(M_np, dtype=dtype, requires_grad=True)
+        o = minibatch_similarity(M, exclude_self=exclude_self)
+        err = np.abs(_np(o) - exact)
+        rtol = 1e-4 if dtype == torch.float32 else 1e-12  # float32 holds coordinates near 300 to ~3e-5
+        assert (err <= 6 * np.exp(-87.0) + rtol * exact).all()
+        o.sum().backward()
+        assert torch.isfinite(M.grad).all()
+        # the gradient is the within-group one: the far group contributes nothing measurable
+        M_near = torch.tensor(M_np[:6], dtype=torch.float64, requires_grad=True)
+        naive = naive_similarity(M_near)
+        naive.sum().backward()
+        atol = 1e-5 if dtype == torch.float32 else 1e-12
+        np.testing.assert_allclose(_np(M.grad[:6]), _np(M_near.grad), rtol=rtol, atol=atol)
