@@ -3,8 +3,10 @@
 Runs go to ``OUT/<variant>/seed<k>``; a run with a ``summary.json`` is finished and skipped, a run with only a
 checkpoint is resumed, so an interrupted ablation continues where it stopped. The results are
 ``ablation.json`` (every run's summary, plus mean and population std per variant), ``ablation.md`` (a table in the
-form of the paper's Table 3: variant, metric mean +- std over seeds) and ``ablation.png`` (the main metric per
-variant with error bars, and the first seed's latest samples of each variant side by side).
+form of the paper's Table 3: variant, metric mean +- std over seeds, and a last row with the same metrics of real
+data, the ceiling, at the preset's number of evaluation samples) and ``ablation.png`` (the main metric per variant
+with error bars and the ceiling as a dashed line, and the first seed's latest samples of each variant side by
+side). Where the ceiling cannot be computed (a metric's network is missing) the row says why.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from improved_gan.errors import ConfigError
+from improved_gan.errors import ConfigError, UserError
+from improved_gan.metrics import real_data_ceiling
 from improved_gan.training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from improved_gan.training.config import override
 from improved_gan.training.presets import get_preset, variants_of
@@ -92,6 +95,8 @@ def run_ablation(
             runs.setdefault(v, []).append({"seed": seed, "folder": str(folder.root), **summary})
     keys = _REPORT.get(base.data.dataset, ())
     result = _aggregate(preset, runs, keys)
+    n_eval = override(base, sets).train.eval_samples
+    result["ceiling"] = _ceiling(base.data.dataset, keys, n_eval, data_dir, device)
     result["table"] = _table(preset, result, keys)
     atomic_write_json(out / "ablation.json", {k: v for k, v in result.items() if k != "table"})
     atomic_write_text(out / "ablation.md", result["table"] + "\n")
@@ -111,6 +116,17 @@ def _aggregate(preset: str, runs: dict[str, list[dict[str, Any]]], keys: tuple[s
     return {"preset": preset, "variants": variants}
 
 
+def _ceiling(
+    dataset: str, keys: tuple[str, ...], n: int, data_dir: str | None, device: str
+) -> dict[str, Any]:
+    """The report metrics of real data (``real_data_ceiling``) at ``n`` samples, or the reason they are missing."""
+    try:
+        values = real_data_ceiling(dataset, keys, num_samples=n, data_dir=data_dir, device=device)
+    except UserError as exc:  # e.g. no classifier or Inception weights on this machine
+        return {"num_samples": n, "error": str(exc)}
+    return {"num_samples": n, **{k: float(values[k]) for k in keys if k in values}}
+
+
 def _table(preset: str, result: dict[str, Any], keys: tuple[str, ...]) -> str:
     head = "| variant | " + " | ".join(keys) + " |"
     lines = [f"Ablation of `{preset}` (mean +- std over seeds)", "", head, "|" + "---|" * (len(keys) + 1)]
@@ -120,6 +136,14 @@ def _table(preset: str, result: dict[str, Any], keys: tuple[str, ...]) -> str:
             s = row["metrics"].get(k)
             cells.append(f"{s['mean']:.3f} +- {s['std']:.3f}" if s else "n/a")
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    ceiling = result.get("ceiling") or {}
+    label = f"real data ({ceiling.get('num_samples')} samples)"
+    if "error" in ceiling:
+        lines.append(f"| {label} | " + " | ".join(["n/a"] * len(keys)) + " |")
+        lines += ["", f"Ceiling not computed: {ceiling['error']}"]
+    elif ceiling:
+        cells = [f"{ceiling[k]:.3f}" if k in ceiling else "n/a" for k in keys]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -139,6 +163,10 @@ def _plot(path: Path, preset: str, result: dict[str, Any], keys: tuple[str, ...]
         means = [r["metrics"].get(k, {}).get("mean", np.nan) for r in rows]
         stds = [r["metrics"].get(k, {}).get("std", 0.0) for r in rows]
         ax.bar(range(n), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+        top = (result.get("ceiling") or {}).get(k)
+        if top is not None:
+            ax.axhline(top, color="k", linestyle="--", linewidth=1, label=f"real data: {top:.3f}")
+            ax.legend(fontsize=8)
         ax.set_xticks(range(n), [r["variant"] for r in rows], fontsize=8)
         ax.set_ylabel(k)
         ax.set_title(f"{preset}: {k} per variant (mean +- std over seeds)", fontsize=10)
