@@ -280,3 +280,28 @@ def test_gan_runs_train_and_evaluate_with_their_metrics(fake_fmnist, tmp_path, m
     assert 0 <= ev["modes"] <= 8 and 0.0 <= ev["high_quality"] <= 1.0
     png = tmp_path / "toy.png"
     assert main(["sample", str(toy), "--num", "50", "--out", str(png)]) == 0 and png.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "dataset, device, env, expected",
+    [
+        ("ring8", "cpu", None, 1),
+        ("grid25", None, None, 1),
+        ("ring8", "cpu", "2", 2),
+        ("fashion-mnist", "cpu", None, 2),
+    ],
+)
+def test_toy_data_runs_on_one_thread_unless_the_user_chose(monkeypatch, dataset, device, env, expected):
+    from improved_gan.cli import _one_thread_for_toy_data
+
+    before = torch.get_num_threads()
+    if env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    try:
+        torch.set_num_threads(2)
+        _one_thread_for_toy_data(dataset, device)
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
