@@ -250,6 +250,16 @@ def test_gan_runs_train_and_evaluate_with_their_metrics(fake_fmnist, tmp_path, m
     )
     summary = json.loads((run / "summary.json").read_text())
     assert {"classifier_score", "classifier_fid"} <= set(summary)
+    # the same run again in this process, now with the classifier cached: evaluation must not touch the
+    # training's random numbers, so the parameters are bit-identical
+    again = tmp_path / "gan-again"
+    argv = ["train", "fmnist-gan", "--data-dir", str(fake_fmnist), "--steps", "2", "--quiet", *small]
+    assert main([*argv, "--out", str(again)]) == 0
+    first, second = (torch.load(r / "checkpoints" / "last.pt", weights_only=True) for r in (run, again))
+    for net in ("G", "D"):
+        assert first[net].keys() == second[net].keys()
+        for k in first[net]:
+            assert torch.equal(first[net][k], second[net][k]), (net, k)
     assert main(["evaluate", str(run), "--data-dir", str(fake_fmnist), "--num-samples", "40"]) == 0
     ev = json.loads((run / "evaluation.json").read_text())
     assert ev["num_samples"] == 40 and ev["classifier_score"] >= 1.0 and ev["classifier_fid"] >= 0.0

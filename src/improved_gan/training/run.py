@@ -116,6 +116,10 @@ class _Evaluator:
             self.metric_names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
 
     def __call__(self) -> dict[str, float]:
+        with _own_random_numbers(self.trainer):
+            return self._evaluate()
+
+    def _evaluate(self) -> dict[str, float]:
         t, cfg = self.trainer, self.trainer.cfg
         out: dict[str, float] = {}
         if t.data.test_x is not None and cfg.loss.use_labels:
@@ -448,6 +452,14 @@ def build_trainer(
     return trainer, to_unit
 
 
+def _own_random_numbers(trainer: Trainer):
+    """Evaluation must not draw from the training's global random streams: building a metric network (first use
+    in a process only: then it is cached) initialises its layers from the global generator, so without this a
+    run's trajectory depended on whether an earlier run in the same process (``ablate``) had loaded it."""
+    cuda = [trainer.device.index or 0] if trainer.device.type == "cuda" else []
+    return torch.random.fork_rng(devices=cuda)
+
+
 def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
     """Fail before training, not at the first evaluation, when a metric's network or weights are missing:
     evaluate the run's metrics once on a few random samples (this also loads and caches the networks)."""
@@ -458,4 +470,5 @@ def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
 
     names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
     fake = torch.rand(20, *trainer.data.image_shape, generator=torch.Generator().manual_seed(0))
-    compute_metrics(names, fake, dataset=cfg.data.dataset, data_dir=data_dir, device=str(trainer.device))
+    with _own_random_numbers(trainer):
+        compute_metrics(names, fake, dataset=cfg.data.dataset, data_dir=data_dir, device=str(trainer.device))
