@@ -169,8 +169,9 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 def _one_thread_for_toy_data(dataset: str, device: str | None) -> None:
     """2-D mixtures train networks of a few thousand weights: with torch's default of one thread per core, each
-    tiny matmul pays for a parallel region, and on a busy 2-core machine toy runs were 6-60x slower than with one
-    thread (issue 6). Use one thread for them on the CPU unless the user chose (OMP_NUM_THREADS)."""
+    tiny matmul pays for a parallel region, and on a 2-core machine whose other core was busy a ring8 run took
+    3.3x longer with 2 threads than with one (issue 6). Use one thread for them on the CPU unless the user chose
+    (OMP_NUM_THREADS)."""
     from improved_gan.data.toy import TOY_DATASETS
 
     if dataset in TOY_DATASETS and (device or "cpu") == "cpu" and "OMP_NUM_THREADS" not in os.environ:

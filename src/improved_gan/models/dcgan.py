@@ -35,7 +35,7 @@ batches) plus one generator step at batch 64, 28x28, with a VBN reference pass b
 kernels, costs 0.12 s of single-thread CPU time (0.16 s at 32x32x3); doubling every width costs 0.32 s.
 The output layers' data-dependent init gives pre-activations of std 1, not the reference CIFAR networks' 0.1
 (``out_init_scale``): on fmnist-gan at 1000 steps (lr 0.002, one seed) the classifier score was 2.63 with the
-per-channel norm after the dense layer and both scales at 1, 4.65 with the per-unit norm and both at 1, 5.54
+per-channel norm after the dense layer and both scales at 1, 4.65 with the per-unit norm and both at 1, 5.47
 adding the input noise 0.2, against 2.90 for per-channel norm and both scales 0.1 (lr 0.001) (issue 6).
 Deviations from DCGAN (Radford et al., 2016): the norms have a learned shift but no learned scale (the
 reference code's ``g=None``); D uses weight normalisation, not batch norm (batch norm in D would couple the

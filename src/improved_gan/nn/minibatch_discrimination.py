@@ -33,7 +33,7 @@ O(block C) workspace. Only first derivatives are supported (no double backward).
 
 Distances are clamped at ``_MAX_DISTANCE`` = 87 before ``exp(-d)``: float32 ``exp`` of arguments below -87.3
 (results below the smallest normal number, 1.2e-38) takes a slow path on x86 CPUs, about 700x slower per
-element on this project's machine (``torch.set_flush_denormal`` does not help), and trained kernels do produce
+element on this project's machine (``torch.set_flush_denormal`` does not help), and trained kernels can produce
 such distances. A clamped pair contributes exp(-87) = 1.6e-38 instead of less than 1.2e-38 (float32 rounds
 most of those to 0), and its gradient term is of the same size: errors far below float32's resolution
 of any sum it enters.
