@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from improved_gan.models._base import Discriminator, Generator, check_norm, freeze_scales, lrelu, make_norm
-from improved_gan.nn import MinibatchDiscrimination, WeightNormLinear, minibatch_similarity
+from improved_gan.nn import MinibatchDiscrimination, WeightNormLinear
 
 
 class MedianInitMinibatch(MinibatchDiscrimination):
@@ -79,10 +79,7 @@ class MedianInitMinibatch(MinibatchDiscrimination):
             self.theta.mul_(factor[None, :, None])
         else:
             self.log_scale.add_(factor.log()[:, None])
-        if self.bias is not None:
-            _, M = self._features(x)
-            o = minibatch_similarity(M, exclude_self=self.exclude_self)  # (N, B)
-            self.bias.copy_(-o.mean(dim=0))
+        self._center_bias(x)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, median={self.median}"

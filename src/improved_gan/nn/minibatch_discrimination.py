@@ -203,6 +203,10 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
             self.theta.div_(half_mean[None, :, None])
         else:
             self.log_scale.sub_(half_mean.log()[:, None])
+        self._center_bias(x)
+
+    def _center_bias(self, x: torch.Tensor) -> None:
+        """After the kernels are rescaled: set the bias so that ``o + bias`` has batch mean 0 on ``x``."""
         if self.bias is not None:
             _, M = self._features(x)
             o = minibatch_similarity(M, exclude_self=self.exclude_self)  # (N, B)
