@@ -1,4 +1,4 @@
-"""The ``improved-gan`` command line (CONTRACT "Command line").
+"""The ``improved-gan`` command line (README, "Command line").
 
 Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
 status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback.
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("toy", help="the paper's motivating examples")
     tsub = p.add_subparsers(dest="toy", required=True, parser_class=_Parser)
-    x = tsub.add_parser("xy", help="simultaneous gradient descent on min_x max_y xy (SPEC §0)")
+    x = tsub.add_parser("xy", help="simultaneous gradient descent on min_x max_y xy (paper §3)")
     x.add_argument("--out", default="runs/toy-xy")
     x.add_argument("--lr", type=float, default=0.1)
     x.add_argument("--steps", type=_positive_int, default=100)
@@ -170,7 +170,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 def _one_thread_for_toy_data(dataset: str, device: str | None) -> None:
     """2-D mixtures train networks of a few thousand weights: with torch's default of one thread per core, each
     tiny matmul pays for a parallel region, and on a 2-core machine whose other core was busy a ring8 run took
-    3.3x longer with 2 threads than with one (issue 6). Use one thread for them on the CPU unless the user chose
+    3.3x longer with 2 threads than with one. Use one thread for them on the CPU unless the user chose
     (OMP_NUM_THREADS)."""
     from improved_gan.data.toy import TOY_DATASETS
 

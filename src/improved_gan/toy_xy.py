@@ -1,4 +1,4 @@
-"""The paper's motivating example: gradient play on ``min_x max_y x*y`` (Section 3, SPEC §0).
+"""The paper's motivating example: gradient play on ``min_x max_y x*y`` (paper §3).
 
 Player 1 minimises ``f(x, y) = x*y`` over ``x``, player 2 maximises it over ``y``; the unique Nash equilibrium
 is ``(0, 0)``. Three ways of letting each player follow the gradient of its own loss, all in float64:

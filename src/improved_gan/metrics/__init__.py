@@ -1,4 +1,4 @@
-"""Sample-quality metrics (SPEC §7).
+"""Sample-quality metrics (paper §4).
 
 Pure formulas: :func:`inception_score` (on probabilities), :func:`frechet_distance`, :func:`gaussian_statistics`,
 :func:`mode_statistics` (2-D mixtures). Adapters that turn samples into probabilities or features:

@@ -1,6 +1,6 @@
 """A small conv classifier for 28x28 grey-scale data and the "classifier score" / "classifier FD" built on it.
 
-Inception-v3 features mean nothing on MNIST-like data (SPEC section 7), so for Fashion-MNIST and MNIST we use
+Inception-v3 features mean nothing on MNIST-like data (paper §4), so for Fashion-MNIST and MNIST we use
 the Inception Score formula (paper section 4, ``exp(E_x KL(p(y|x) || p(y)))``, 10 in-order splits) on the
 probabilities of a classifier trained on that data set, reported as ``classifier_score``, and the Frechet
 distance of its penultimate features to those of the real test set, reported as ``classifier_fid``. The

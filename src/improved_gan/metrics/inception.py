@@ -1,6 +1,6 @@
 """The paper's Inception Score for 32x32 RGB samples (CIFAR-10, SVHN): images -> Inception-v3 probabilities.
 
-SPEC section 7 / paper section 4: ``IS = exp(E_x KL(p(y|x) || p(y)))`` over 50,000 samples in 10 in-order
+Paper §4: ``IS = exp(E_x KL(p(y|x) || p(y)))`` over 50,000 samples in 10 in-order
 splits, with ``p(y|x) = softmax`` of the 2015 Inception-v3 graph's 1008 logits taken WITHOUT the final bias,
 on images in [0, 255] resized bilinearly (TensorFlow 1.x) to 299x299. This adapter turns generated images into
 those probabilities; the formula itself is :func:`improved_gan.metrics.inception_score`.

@@ -1,6 +1,6 @@
 """The 2015 Inception-v3 graph (``inception-2015-12-05``) that the paper's Inception Score uses, in PyTorch.
 
-SPEC section 7: the paper's numbers (CIFAR-10 real data 11.24) come from the TensorFlow graph
+Paper §4: the paper's numbers (CIFAR-10 real data 11.24) come from the TensorFlow graph
 ``classify_image_graph_def.pb`` of 2015 with 1008 output classes, scored on the logits WITHOUT the final bias.
 torch-fidelity's ``inception-v3-compat`` feature extractor reproduces that graph (11.237 on CIFAR-10 train);
 this module builds the same network with the same module and parameter names as torch-fidelity's

@@ -9,7 +9,7 @@ functions (:func:`~improved_gan.metrics.inception_score`, :func:`~improved_gan.m
 |----------------------------------------------|-------------------------|---------------------------------|
 | classifier_score (fashion-mnist, mnist)      | classifier_score, *_std | IS formula, own classifier      |
 | classifier_fid (fashion-mnist, mnist)        | classifier_fid          | FD of its features to test set  |
-| inception_score (cifar10, svhn)              | inception_score, *_std  | the paper's IS (SPEC section 7) |
+| inception_score (cifar10, svhn)              | inception_score, *_std  | the paper's IS (paper §4) |
 | modes, high_quality, mode_kl (ring8, grid25) | the same names          | :mod:`.mode_coverage`           |
 
 Samples are images in [0, 1], float (N, C, H, W), or points (N, 2) for the 2-D mixtures. Scores split the N

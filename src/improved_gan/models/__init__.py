@@ -4,7 +4,7 @@ Every discriminator maps ``x`` to ``(logits (N, num_outputs), features (N, featu
 maps ``z (N, z_dim)`` to data and draws ``z`` with ``sample_z(n, generator=..., device=...)`` (see
 :mod:`improved_gan.models._base`).
 
-- :mod:`~improved_gan.models.mnist`: the permutation-invariant MNIST pair (SPEC §6);
+- :mod:`~improved_gan.models.mnist`: the permutation-invariant MNIST pair (paper §5);
 - :mod:`~improved_gan.models.cifar`, :mod:`~improved_gan.models.svhn`: the reference conv networks;
 - :mod:`~improved_gan.models.dcgan`: a small DCGAN-style pair for 28x28 / 32x32 sample-quality runs on CPU;
 - :mod:`~improved_gan.models.toy`: MLPs for the 2-D mixtures.

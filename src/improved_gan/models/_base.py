@@ -3,9 +3,9 @@
 Conventions every model follows (the training loop relies on them):
 
 - a discriminator's ``forward(x)`` returns ``(logits, features)``: logits ``(N, K)`` with ``K = num_outputs``
-  (K classes of the K+1-class discriminator, SPEC §6, whose "generated" logit is implicitly 0; K = 1 for an
+  (K classes of the K+1-class discriminator, paper §5, whose "generated" logit is implicitly 0; K = 1 for an
   unsupervised GAN, where ``D(x) = sigmoid(logsumexp(l)) = sigmoid(l)``) and features ``(N, feature_dim)``,
-  the layer the reference code matches in feature matching (SPEC §1); with minibatch discrimination, the layer
+  the layer the reference code matches in feature matching (paper §3.1); with minibatch discrimination, the layer
   that feeds it;
 - a generator's ``forward(z)`` maps ``(N, z_dim)`` to data in the data set's normalised range, and
   ``sample_z(n)`` draws z from the distribution the reference code uses.
@@ -31,7 +31,7 @@ class ShiftNorm(nn.Module):
     """Normalisation with a learned shift, no learned scale: the reference code's ``batch_norm(g=None)``.
 
     ``kind="batch"``: batch norm (batch statistics in training, running averages with momentum 0.1 in eval;
-    the reference code's eps 1e-6); ``kind="virtual"``: :class:`~improved_gan.nn.VirtualBatchNorm` (SPEC §5,
+    the reference code's eps 1e-6); ``kind="virtual"``: :class:`~improved_gan.nn.VirtualBatchNorm` (paper §3.5,
     eps 1e-5). Input ``(N, C)`` or ``(N, C, H, W)``, statistics per channel (per unit for ``(N, C)``); same
     output shape. The preceding layer has no bias: this module's ``bias`` replaces it. For ``kind="none"`` use
     :func:`make_norm`, which returns ``nn.Identity`` (and the preceding layer then keeps its own bias).
@@ -70,7 +70,7 @@ def freeze_scales(layers: list[nn.Module]) -> None:
 
 
 class Discriminator(nn.Module):
-    """Base of the discriminators: optional minibatch discrimination (SPEC §2) and the weight-normalised head.
+    """Base of the discriminators: optional minibatch discrimination (paper §3.2) and the weight-normalised head.
 
     Subclasses compute ``features`` ``(N, feature_dim)`` and call :meth:`head` for the logits ``(N, K)``.
     """

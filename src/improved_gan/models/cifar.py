@@ -1,4 +1,4 @@
-"""The reference code's CIFAR-10 networks (paper section 5; SPEC §6), for 32x32 RGB images in [-1, 1].
+"""The reference code's CIFAR-10 networks (paper §5), for 32x32 RGB images in [-1, 1].
 
 Reference code: openai/improved-gan ``mnist_svhn_cifar10/train_cifar_feature_matching.py`` (FM) and
 ``train_cifar_minibatch_discrimination.py`` (MBD), with the layers of its ``nn.py``.
@@ -24,7 +24,7 @@ Generator (both scripts): ``z ~ U[0, 1)^100`` -> dense 4*4*512 -> norm -> ReLU -
 deconv 5x5 stride 2 -> 256x8x8 -> norm -> ReLU -> deconv -> 128x16x16 -> norm -> ReLU -> weight-norm deconv ->
 3x32x32 (data init std 0.1) -> tanh. "norm" is batch norm without scale plus a shift (the reference's
 ``batch_norm(g=None)``), per unit of the dense layer (8192 units) and per channel after the deconvolutions;
-``norm="virtual"`` uses virtual batch norm there instead (SPEC §5; the paper's Inception-score runs),
+``norm="virtual"`` uses virtual batch norm there instead (paper §3.5; the paper's Inception-score runs),
 ``"none"`` nothing. Dense and deconv weights ~ N(0, 0.05) as in the reference. The reference's deconvolution
 with ``border_mode='half'`` and stride 2 is ``ConvTranspose2d(5, stride=2, padding=2, output_padding=1)``.
 

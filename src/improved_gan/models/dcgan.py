@@ -4,7 +4,7 @@ The paper's sample-quality model (CIFAR-10, Table 3) is the reference code's CIF
 discrimination (:mod:`improved_gan.models.cifar`). This module is a smaller network of the same design that
 trains on 2 CPU cores: 28x28 grey-scale (Fashion-MNIST) or 32x32 RGB images, any H, W divisible by 4.
 
-Generator (``norm`` after the dense layer and after the first deconvolution; "virtual" = VBN, SPEC §5):
+Generator (``norm`` after the dense layer and after the first deconvolution; "virtual" = VBN, paper §3.5):
 
 =====================================================  ==================
 layer                                                  output
@@ -36,7 +36,7 @@ kernels, costs 0.12 s of single-thread CPU time (0.16 s at 32x32x3); doubling ev
 The output layers' data-dependent init gives pre-activations of std 1, not the reference CIFAR networks' 0.1
 (``out_init_scale``): on fmnist-gan at 1000 steps (lr 0.002, one seed) the classifier score was 2.63 with the
 per-channel norm after the dense layer and both scales at 1, 4.65 with the per-unit norm and both at 1, 5.47
-adding the input noise 0.2, against 2.90 for per-channel norm and both scales 0.1 (lr 0.001) (issue 6).
+adding the input noise 0.2, against 2.90 for per-channel norm and both scales 0.1 (lr 0.001).
 Deviations from DCGAN (Radford et al., 2016): the norms have a learned shift but no learned scale (the
 reference code's ``g=None``); D uses weight normalisation, not batch norm (batch norm in D would couple the
 examples of a batch, which the K+1-class loss and separate real/fake batches do not want); hidden weight-norm

@@ -1,4 +1,4 @@
-"""The paper's permutation-invariant MNIST networks (section 5, SPEC §6), for any 28x28 single-channel data.
+"""The paper's permutation-invariant MNIST networks (paper §5), for any 28x28 single-channel data.
 
 Reference code: openai/improved-gan ``mnist_svhn_cifar10/train_mnist_feature_matching.py`` with the layers of
 its ``nn.py`` (``DenseLayer``, ``GaussianNoiseLayer``, ``batch_norm``, ``l2normalize``).
@@ -29,7 +29,7 @@ Deviations from the reference code:
   trained scale that starts at 1, bias 0), which the data-dependent init leaves alone
   (:class:`L2NormalizedLinear`). Initialising it from data like the other layers (mean 0, std 1 on the init
   batch) gave g ~ 1.9 and per-pixel biases of std 1.6 on Fashion-MNIST: the generator then saturated into
-  identical binary speckle within 200 steps and D separated real from fake completely (issue 4);
+  identical binary speckle within 200 steps and D separated real from fake completely;
 - the generator's batch norm uses running averages in eval mode (PyTorch's convention); the reference always
   generates with batch statistics. ``norm="virtual"`` (VBN) and ``"none"`` are options, not in the reference.
 """
@@ -124,7 +124,7 @@ class MnistGenerator(Generator):
         z_dim: noise size (reference 100).
         hidden: widths of the dense layers (reference 500-500).
         out_shape: output image shape; its product is the output layer's width (784).
-        norm: "batch" (reference), "virtual" (VBN, SPEC §5) or "none".
+        norm: "batch" (reference), "virtual" (VBN, paper §3.5) or "none".
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """Layers of "Improved Techniques for Training GANs" and of its reference networks.
 
 - :class:`MinibatchDiscrimination` (section 3.2), a discriminator layer comparing the examples of a batch;
-- :class:`VirtualBatchNorm` and :func:`virtual_batch_reference` (section 3.4), for the generator;
+- :class:`VirtualBatchNorm` and :func:`virtual_batch_reference` (section 3.5), for the generator;
 - :class:`WeightNormLinear`, :class:`WeightNormConv2d`, :class:`WeightNormConvTranspose2d` and
   :func:`data_dependent_init` (weight normalisation, Salimans & Kingma 2016, as the reference code uses it);
 - :class:`GaussianNoise`, the reference discriminators' noise layers.

@@ -1,4 +1,4 @@
-"""Virtual batch normalisation (Salimans et al., 2016, section 3.4), used in the generator.
+"""Virtual batch normalisation (Salimans et al., 2016, section 3.5), used in the generator.
 
 Each example x is normalised with the statistics of a fixed reference batch (R examples) together with x:
 

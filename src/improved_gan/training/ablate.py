@@ -1,4 +1,4 @@
-"""``improved-gan ablate PRESET``: every ablation variant for every seed, then a table and a plot (issue 6).
+"""``improved-gan ablate PRESET``: every ablation variant for every seed, then a table and a plot.
 
 Runs go to ``OUT/<variant>/seed<k>``; a run with a ``summary.json`` is finished and skipped, a run with only a
 checkpoint is resumed, so an interrupted ablation continues where it stopped. The results are

@@ -23,7 +23,7 @@ from improved_gan.errors import ConfigError
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion-mnist"
-    labels_per_class: int = 10  # labelled examples per class (SPEC §6: 10 -> 100 labels); 0 = none; -1 = all
+    labels_per_class: int = 10  # labelled examples per class (paper §5: 10 -> 100 labels); 0 = none; -1 = all
     label_seed: int = 1  # the reference code's --seed_data: chooses the labelled subset
     batch_size: int = 100  # per process
 
@@ -32,20 +32,20 @@ class DataConfig:
 class ModelConfig:
     arch: str = "mnist"  # mnist | cifar | svhn | dcgan | toy
     z_dim: int = 100
-    minibatch_kernels: int = 0  # 0 = no minibatch discrimination (SPEC §2)
+    minibatch_kernels: int = 0  # 0 = no minibatch discrimination (paper §3.2)
     minibatch_kernel_dim: int = 5
-    generator_norm: str = "batch"  # batch | virtual | none  (virtual = VBN, SPEC §5)
+    generator_norm: str = "batch"  # batch | virtual | none  (virtual = VBN, paper §3.5)
     init_batch: int = 500  # examples for the data-dependent initialisation (reference: trainx[:500])
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    use_labels: bool = True  # K+1-class discriminator trained with labels (SPEC §6); False = unsupervised D
+    use_labels: bool = True  # K+1-class discriminator trained with labels (paper §5); False = unsupervised D
     unsupervised_weight: float = 0.5  # reference: 0.5 inside loss_unl times --unlabeled_weight 1
     generator: str = "feature_matching"  # feature_matching | nonsaturating
-    feature_distance: str = "mse"  # l2 | mse | l1 (SPEC §1)
-    real_target: float = 1.0  # one-sided label smoothing: 0.9 (SPEC §4)
-    historical_averaging: float = 0.0  # weight of the HA penalty for both players; 0 = off (SPEC §3)
+    feature_distance: str = "mse"  # l2 | mse | l1 (paper §3.1)
+    real_target: float = 1.0  # one-sided label smoothing: 0.9 (paper §3.4)
+    historical_averaging: float = 0.0  # weight of the HA penalty for both players; 0 = off (paper §3.3)
 
 
 @dataclass(frozen=True)

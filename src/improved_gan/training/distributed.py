@@ -7,7 +7,7 @@ parameters). We do this explicitly rather than through ``DistributedDataParallel
 discriminator several times (labelled, unlabelled, generated and feature-matching passes, some without gradient),
 which DDP's one-forward-one-backward hooks do not describe.
 
-How each technique keeps its meaning (issue 7):
+How each technique keeps its meaning:
 
 - Losses that are means over a rank's batch (the K+1 losses, BCE): the mean of the per-rank gradients equals the
   gradient of the loss over the global batch, because every rank has the same per-rank batch size.

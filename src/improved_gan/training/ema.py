@@ -1,4 +1,4 @@
-"""Exponential moving average of a network's parameters, used to evaluate the discriminator (SPEC §6).
+"""Exponential moving average of a network's parameters, used to evaluate the discriminator (paper §5).
 
 The reference code keeps ``avg <- avg + (1 - decay) (p - avg)`` with ``decay = 0.9999``, starting from ZERO, and
 evaluates with ``avg``. Early in training that average is shrunk towards 0 (after 600 steps it holds 6% of the

@@ -75,7 +75,7 @@ class Objectives:
 
 
 def build_losses(cfg: Config) -> Objectives:
-    """The K+1-class objectives (SPEC §6) with one-sided label smoothing (SPEC §4) and the generator's choice.
+    """The K+1-class objectives (paper §5) with one-sided label smoothing (paper §3.4) and the generator's choice.
 
     The unsupervised part is the binary loss of ``D(x) = sigmoid(lse(l(x)))`` with the real target
     ``loss.real_target``; at target 1 it equals :func:`improved_gan.losses.semi_supervised_losses`'s

@@ -1,6 +1,6 @@
 """The GAN training loop: one discriminator step then one generator step, with evaluation and checkpoints.
 
-One step (SPEC §6; openai/improved-gan ``train_*_feature_matching.py``):
+One step (paper §5; openai/improved-gan ``train_*_feature_matching.py``):
 
 1. Discriminator: a labelled batch (when labels are used), an unlabelled batch and a generated batch. The generator
    runs without gradient here. If the discriminator has no batch-coupled layer the three batches run as ONE forward
@@ -9,7 +9,7 @@ One step (SPEC §6; openai/improved-gan ``train_*_feature_matching.py``):
 2. Generator: a second, independently drawn unlabelled batch. With feature matching, the real features are computed
    without gradient, and the discriminator's parameters are frozen so backward computes no weight gradients of D.
    The discriminator's noise stays on in this pass (train mode), as in the reference code.
-3. The evaluation EMA of D and the historical averages (SPEC §3) are updated after the optimizer steps.
+3. The evaluation EMA of D and the historical averages (paper §3.3) are updated after the optimizer steps.
 
 All randomness comes from generators whose states are saved in the checkpoint (the global torch RNG drives the
 noise layers), so a resumed run is bit-identical to an uninterrupted one on CPU.
@@ -81,7 +81,9 @@ class Trainer:
 
         init_gen = torch.Generator().manual_seed(_seed(cfg.seed, 1))
         ref_gen = torch.Generator().manual_seed(_seed(cfg.seed, 2))
-        self.z_ref = self.G.sample_z(bs, generator=ref_gen).to(self.device)  # VBN reference batch (SPEC §5)
+        self.z_ref = self.G.sample_z(bs, generator=ref_gen).to(
+            self.device
+        )  # VBN reference batch (paper §3.5)
         if data.toy is not None:
             x_init = data.toy.sample(cfg.model.init_batch, generator=init_gen).to(self.device)
         else:

@@ -59,7 +59,7 @@ _SVHN_SSL = replace(
 _GAN_LOSS = LossConfig(use_labels=True, unsupervised_weight=1.0, generator="nonsaturating", real_target=0.9)
 _GAN_OPTIM = OptimConfig(name="adam", lr=0.0002, beta1=0.5)
 # fmnist-gan: lr 0.002 rather than DCGAN's 0.0002 so that a run of 2000 steps (about 4 minutes on one CPU thread)
-# gets somewhere (issue 6; the network choices behind it are in models/dcgan.py). 10,000 samples per evaluation,
+# gets somewhere (the network choices behind it are in models/dcgan.py). 10,000 samples per evaluation,
 # as the real-data ceiling is measured.
 _FMNIST_GAN = Config(
     preset="fmnist-gan",
@@ -78,7 +78,7 @@ _CIFAR_GAN = replace(
     optim=_GAN_OPTIM,
     train=TrainConfig(steps=100_000, eval_every=5000, checkpoint_every=1000, eval_samples=50_000),
 )
-# Toy mixtures (models/toy.py): tuned on ring8-gan with all techniques, seeds 1-6 (issue 6; 8/8 modes and a
+# Toy mixtures (models/toy.py): tuned on ring8-gan with all techniques, seeds 1-6 (8/8 modes and a
 # high-quality fraction of 0.83-0.86 on each). The modes (std 0.02) are only hit precisely once the learning rate
 # is small, so lr decays linearly to 0 over the last 70% of the steps; 10 minibatch kernels rather than 5 (one of
 # six seeds then lost a mode); batch 64 keeps a run near 30 s on one CPU thread (minibatch discrimination and
@@ -140,7 +140,7 @@ _VARIANTS_OF = {
 }
 
 _BASE: dict[str, tuple[Config, str]] = {
-    "fmnist-ssl": (_FMNIST_SSL, "the paper's MNIST recipe on Fashion-MNIST, 100 labels (SPEC §6)"),
+    "fmnist-ssl": (_FMNIST_SSL, "the paper's MNIST recipe on Fashion-MNIST, 100 labels (paper §5)"),
     "mnist-ssl": (_MNIST_SSL, "the paper's MNIST recipe, 100 labels; user-supplied MNIST IDX files"),
     "cifar10-ssl": (_CIFAR_SSL, "the reference CIFAR-10 recipe, 4000 labels; user-supplied CIFAR-10"),
     "svhn-ssl": (_SVHN_SSL, "the reference SVHN recipe, 1000 labels; user-supplied SVHN .mat files"),

@@ -1,5 +1,5 @@
 """A training run and its folder: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``samples/``,
-``checkpoints/last.pt``, ``generator.pt``, ``curves.png`` (CONTRACT "A run folder").
+``checkpoints/last.pt``, ``generator.pt``, ``curves.png`` (README, "A run folder").
 
 :func:`train` starts a run, :func:`resume` continues one from ``checkpoints/last.pt``; both call :func:`_loop`,
 which owns the schedule of evaluations, sample grids and checkpoints. Only rank 0 writes files or prints.
