@@ -18,6 +18,7 @@ noise layers), so a resumed run is bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +134,8 @@ class Trainer:
         # Sums of the step losses since the last evaluation (part of the state, so resumed logs match exactly).
         self.loss_sums: dict[str, float] = {}
         self.loss_count = 0
+        # first step whose losses were not finite: (step, loss name, value); see divergence()
+        self._diverged: tuple[int, str, float] | None = None
 
     def _labeled_indices(self, labels: torch.Tensor) -> torch.Tensor:
         """The labelled subset (balanced, seeded as in the reference code), or every example for ``-1``."""
@@ -249,8 +252,16 @@ class Trainer:
         out.update({k: v.item() for k, v in parts_d.items()})
         for k, v in out.items():
             self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
+            if self._diverged is None and not math.isfinite(v):
+                self._diverged = (self.step, k, v)
         self.loss_count += 1
         return out
+
+    def divergence(self) -> tuple[int, str, float] | None:
+        """``(step, loss name, value)`` of the first step whose losses were not finite (NaN or infinite), or
+        None while every loss has been finite. The step counts updates as :attr:`step` does (the first update is
+        step 1), so the parameters after that step are the first non-finite state."""
+        return self._diverged
 
     def pop_mean_losses(self) -> dict[str, float]:
         """Mean of each loss since the previous call (or the start), then reset the sums."""
