@@ -11,11 +11,13 @@ Nothing here downloads anything; every malformed or missing input raises :class:
 """
 
 from improved_gan.data.registry import (
+    DATASET_ALIASES,
     DATASETS,
     ENV_VAR,
     IMAGE_DATASETS,
     SYSTEM_LOCATIONS,
     ImageDataset,
+    canonical_dataset_name,
     is_toy,
     load_dataset,
     normalize,
@@ -27,6 +29,7 @@ from improved_gan.data.toy import GaussianMixture2D, load_toy
 from improved_gan.errors import DataError
 
 __all__ = [
+    "DATASET_ALIASES",
     "DATASETS",
     "ENV_VAR",
     "IMAGE_DATASETS",
@@ -35,6 +38,7 @@ __all__ = [
     "EpochBatcher",
     "GaussianMixture2D",
     "ImageDataset",
+    "canonical_dataset_name",
     "epoch_seed",
     "is_toy",
     "labeled_subset",

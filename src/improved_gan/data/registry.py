@@ -1,7 +1,10 @@
 """Data sets by name, where to find their files, and the preprocessing of each recipe.
 
 Names (:data:`DATASETS`): the image sets ``fashion-mnist``, ``mnist``, ``cifar10``, ``svhn`` (loaded by
-:func:`load_dataset`) and the 2-D toy mixtures ``ring8``, ``grid25`` (loaded by :func:`load_toy`).
+:func:`load_dataset`) and the 2-D toy mixtures ``ring8``, ``grid25`` (loaded by
+:func:`~improved_gan.data.toy.load_toy`). Every function that takes a data-set name also accepts the
+aliases in :data:`DATASET_ALIASES` (``fmnist``, ``fashion_mnist``, ``fashionmnist``, ``cifar-10``, ...), in
+any case; :func:`canonical_dataset_name` maps them to these names.
 
 Where the files are looked for, first rule that applies:
 
@@ -38,6 +41,12 @@ from pathlib import Path
 
 import torch
 
+from improved_gan._dataset_names import (
+    DATASET_ALIASES,
+    DATASETS,
+    IMAGE_DATASETS,
+    canonical_dataset_name,
+)
 from improved_gan.data.cifar import CIFAR_BIN_FILES, CIFAR_PY_FILES, load_cifar_folder
 from improved_gan.data.idx import find_idx_file, load_idx_folder
 from improved_gan.data.svhn import SVHN_FILES, load_svhn_folder
@@ -46,11 +55,13 @@ from improved_gan.errors import ConfigError, DataError
 
 __all__ = [
     "DATASETS",
+    "DATASET_ALIASES",
     "ENV_VAR",
     "IMAGE_DATASETS",
     "STANDARD_SPLITS",
     "SYSTEM_LOCATIONS",
     "ImageDataset",
+    "canonical_dataset_name",
     "is_toy",
     "load_dataset",
     "normalize",
@@ -59,8 +70,6 @@ __all__ = [
 ]
 
 ENV_VAR = "IMPROVED_GAN_DATA"
-IMAGE_DATASETS = ("fashion-mnist", "mnist", "cifar10", "svhn")
-DATASETS = IMAGE_DATASETS + tuple(TOY_DATASETS)
 SYSTEM_LOCATIONS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 STANDARD_SPLITS = {
@@ -120,20 +129,24 @@ _SPECS = {
 
 
 def is_toy(name: str) -> bool:
-    """Whether ``name`` is a 2-D toy mixture (for :func:`~improved_gan.data.toy.load_toy`)."""
-    return name in TOY_DATASETS
+    """Whether ``name`` (or its alias) is a 2-D toy mixture (for :func:`~improved_gan.data.toy.load_toy`)."""
+    key = str(name).strip().lower()
+    return DATASET_ALIASES.get(key, key) in TOY_DATASETS
 
 
-def _check_image_name(name: str) -> None:
-    if name in TOY_DATASETS:
+def _check_image_name(name: str) -> str:
+    key = canonical_dataset_name(name)
+    if key in TOY_DATASETS:
         raise ConfigError(f"data set {name!r} is a 2-D toy mixture: use load_toy, not load_dataset")
-    if name not in _SPECS:
-        raise ConfigError(f"unknown data set {name!r} (expected one of {', '.join(DATASETS)})")
+    return key
 
 
 def resolve_data_folder(name: str, data_dir: str | os.PathLike | None = None) -> tuple[Path, bool]:
-    """The folder holding ``name``'s files, and whether it is a system package's location (see module doc)."""
-    _check_image_name(name)
+    """The folder holding ``name``'s files, and whether it is a system package's location (see module doc).
+
+    Raises :class:`~improved_gan.errors.DataError` naming the folder searched and the files expected.
+    """
+    name = _check_image_name(name)
     spec = _SPECS[name]
     env = os.environ.get(ENV_VAR) or None
     system = False
@@ -214,7 +227,7 @@ class ImageDataset:
 
 def normalize(name: str, x: torch.Tensor) -> torch.Tensor:
     """The preprocessing of image data set ``name``: uint8 images (any shape) -> float32 model inputs."""
-    _check_image_name(name)
+    name = _check_image_name(name)
     if x.dtype != torch.uint8:
         raise ValueError(f"normalize expects uint8 images, got {x.dtype}")
     spec = _SPECS[name]
@@ -223,13 +236,28 @@ def normalize(name: str, x: torch.Tensor) -> torch.Tensor:
 
 def to_unit(name: str, x: torch.Tensor) -> torch.Tensor:
     """Images in data set ``name``'s model range -> float32 in [0, 1], clamped (for saving and evaluating)."""
-    _check_image_name(name)
+    name = _check_image_name(name)
     spec = _SPECS[name]
     return ((x.to(torch.float32) * spec.scale + spec.shift) / 255.0).clamp(0.0, 1.0)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> ImageDataset:
-    """Load image data set ``name`` from ``data_dir``, else ``$IMPROVED_GAN_DATA``, else its system folder."""
+    """Load image data set ``name`` from ``data_dir``, else ``$IMPROVED_GAN_DATA``, else its system folder.
+
+    Args:
+        name: ``"fashion-mnist"`` (or ``"fmnist"``, ...), ``"mnist"``, ``"cifar10"`` or ``"svhn"``.
+        data_dir: a folder holding the files, directly or in a sub-folder named after the data set
+            (module docstring); default None (the environment variable, then the system location).
+
+    Returns:
+        An :class:`ImageDataset` with uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)`` per split;
+        ``.normalize(images)`` gives the model inputs of the reference code's preprocessing.
+
+    Raises:
+        ConfigError: an unknown name (the message lists the accepted ones).
+        DataError: missing or malformed files (the message names the file and what was expected).
+    """
+    name = _check_image_name(name)
     folder, system = resolve_data_folder(name, data_dir)
     arrays = _SPECS[name].read(folder)
     if system:

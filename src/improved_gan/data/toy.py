@@ -87,7 +87,8 @@ TOY_DATASETS = {"ring8": ring8, "grid25": grid25}
 
 
 def load_toy(name: str) -> GaussianMixture2D:
-    """The toy mixture registered as ``name`` ('ring8' or 'grid25')."""
-    if name not in TOY_DATASETS:
+    """The toy mixture registered as ``name`` (``"ring8"`` or ``"grid25"``, any case)."""
+    key = str(name).strip().lower()
+    if key not in TOY_DATASETS:
         raise ConfigError(f"unknown toy data set {name!r} (expected one of {', '.join(TOY_DATASETS)})")
-    return TOY_DATASETS[name]()
+    return TOY_DATASETS[key]()

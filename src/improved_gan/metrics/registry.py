@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import torch
 
+from improved_gan._dataset_names import DATASET_ALIASES as _ALIASES
 from improved_gan.errors import UserError
 from improved_gan.metrics.mode_coverage import mode_statistics
 
-_ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
 _DEFAULTS = {  # data set -> (default metrics, default number of samples)
     "fashion-mnist": (("classifier_score", "classifier_fid"), 10_000),
     "mnist": (("classifier_score", "classifier_fid"), 10_000),
@@ -54,9 +54,13 @@ _OPTIONS = {
 
 def canonical_dataset(name: str) -> str:
     """The registry's name for a data set (``fmnist`` -> ``fashion-mnist``); UserError if unknown."""
-    key = _ALIASES.get(name.lower(), name.lower())
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
     if key not in _DEFAULTS:
-        raise UserError(f"no metrics for data set {name!r}; expected one of {', '.join(_DEFAULTS)}")
+        raise UserError(
+            f"no metrics for data set {name!r}; expected one of {', '.join(_DEFAULTS)} "
+            f"(aliases: {', '.join(_ALIASES)})"
+        )
     return key
 
 

@@ -41,6 +41,7 @@ of any sum it enters.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -127,15 +128,34 @@ def minibatch_similarity(M: torch.Tensor, *, exclude_self: bool = True) -> torch
 
 
 class MinibatchDiscrimination(DataDependentInit, nn.Module):
-    """Minibatch discrimination layer (section 3.2): ``(N, in_features) -> (N, in_features + num_kernels)``.
+    """Minibatch discrimination layer (paper §3.2): ``(N, in_features) -> (N, out_features)``.
+
+    ``out_features = in_features + num_kernels``: the input features followed by ``o(x_i)_b + bias_b``, the
+    closeness of example i to the other examples of its batch in each kernel b. Put it before D's last
+    layer and pass real and generated data as separate batches. Its output couples the examples of a batch,
+    so evaluate D (e.g. its test accuracy) in batches of the training batch size.
+
+    Initialisation: call :func:`~improved_gan.nn.data_dependent_init` on D with a batch of real data before
+    training, as the reference code does; it scales the kernels so that nearest-neighbour distances are
+    about 2 and sets the bias so that ``o + bias`` has batch mean 0. It is optional: without it the layer
+    keeps theta ~ N(0, 0.05), log-scale 0 and bias -1, whose ``o + bias`` depends on the scale of the
+    features (often a few units rather than 0, i.e. large inputs to D's last layer); the first training
+    forward without it warns once and says the batch mean it sees.
 
     Args:
         in_features: A, the size of f(x); inputs with more dims are flattened from dim 1.
-        num_kernels: B (reference CIFAR model: 100).
-        kernel_dim: C (reference: 5).
-        exclude_self: drop j = i from the sum (reference code); False gives the paper's sum over all j.
-        bias: learn one bias per kernel, initialised to -1 (reference code).
-        weight_norm: parametrise T by direction theta and log-scale (reference code); False: T = theta.
+        num_kernels: B; default 100 (the reference CIFAR-10 model's).
+        kernel_dim: C; default 5 (the reference's).
+        exclude_self: drop j = i from the sum (default True, the reference code); False gives the paper's sum
+            over all j (each o then includes the constant 1).
+        bias: learn one bias per kernel, initialised to -1 (reference code); default True.
+        weight_norm: parametrise T by direction theta and log-scale (reference code; default True);
+            False: T = theta.
+
+    Attributes:
+        in_features, num_kernels, kernel_dim, out_features: A, B, C and A + B.
+        theta: ``(A, B, C)`` parameter; ``log_scale``: ``(B, C)`` or None; ``bias``: ``(B,)`` or None.
+        initialized: boolean buffer, set by :func:`~improved_gan.nn.data_dependent_init`.
     """
 
     def __init__(
@@ -155,6 +175,7 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
                 f"{in_features}, {num_kernels}, {kernel_dim}"
             )
         self.in_features, self.num_kernels, self.kernel_dim = in_features, num_kernels, kernel_dim
+        self.out_features = in_features + num_kernels
         self.exclude_self = exclude_self
         self.theta = nn.Parameter(torch.randn(in_features, num_kernels, kernel_dim) * _THETA_INIT_STD)
         log_scale = nn.Parameter(torch.zeros(num_kernels, kernel_dim)) if weight_norm else None  # (B, C)
@@ -162,10 +183,12 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
         bias_init = nn.Parameter(torch.full((num_kernels,), -1.0)) if bias else None  # (B,)
         self.register_parameter("bias", bias_init)
         self.register_buffer("initialized", torch.tensor(False))
+        self._init_checked = False  # transient: the first training forward checked `initialized` (warns once)
 
     @property
     def T(self) -> torch.Tensor:
-        """The (A, B, C) tensor that forward uses (after weight normalisation, if on)."""
+        """The ``(A, B, C)`` tensor that forward uses: ``exp(log_scale) * theta / ||theta||`` (norm over A),
+        or ``theta`` with ``weight_norm=False``."""
         if self.log_scale is None:
             return self.theta
         scale = self.log_scale.exp() / torch.linalg.vector_norm(self.theta, dim=0)  # (B, C)
@@ -185,7 +208,11 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
         return x, M
 
     def init_from_batch(self, x: torch.Tensor) -> None:
-        """Reference data-dependent init: mean nearest-neighbour L1 distance -> 2, batch mean of o -> 0."""
+        """Reference data-dependent init on ``x`` ``(N, A)``, N >= 2: rescale each kernel so that the batch
+        mean of the nearest-neighbour L1 distance is 2, then set ``bias`` so that ``o + bias`` has batch mean 0.
+
+        Called by :func:`~improved_gan.nn.data_dependent_init` (under ``torch.no_grad``); not meant to be
+        called directly."""
         x, M = self._features(x)
         n = x.shape[0]
         if n < 2:
@@ -213,16 +240,34 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
             self.bias.copy_(-o.mean(dim=0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(N, A)`` (or ``(N, *)``, flattened from dim 1 to A features) -> ``(N, A + B)``:
+        ``cat([x, o + bias], dim=1)`` with ``o[i, b] = sum_{j != i} exp(-||M[i,b] - M[j,b]||_1)``, M = x T.
+
+        The sum runs over the N examples passed in: one example's output depends on the whole batch.
+        """
         self._maybe_data_dependent_init(x)
         x, M = self._features(x)  # (N, A), (N, B, C)
         o = minibatch_similarity(M, exclude_self=self.exclude_self)  # (N, B)
         if self.bias is not None:
             o = o + self.bias
+        if not self._init_checked and self.training and torch.is_grad_enabled():
+            self._warn_if_uninitialized(o)
         return torch.cat([x, o], dim=1)  # (N, A + B)
+
+    def _warn_if_uninitialized(self, o: torch.Tensor) -> None:
+        self._init_checked = True  # one look per layer: reading the buffer synchronises an accelerator
+        if not bool(self.initialized):
+            mean = float(o.detach().mean())
+            warnings.warn(
+                f"MinibatchDiscrimination: trained before its data-dependent init; o + bias has batch mean "
+                f"{mean:.3g} here (the init makes it 0 and scales the kernels to the data): call "
+                "`data_dependent_init(D, x_real)` once before training",
+                stacklevel=5,  # the caller of D(x): this, forward, Module._call_impl, _wrapped_call_impl
+            )
 
     def extra_repr(self) -> str:
         return (
-            f"in_features={self.in_features}, num_kernels={self.num_kernels}, kernel_dim={self.kernel_dim}, "
+            f"in_features={self.in_features}, out_features={self.out_features}, num_kernels={self.num_kernels}, kernel_dim={self.kernel_dim}, "
             f"exclude_self={self.exclude_self}, bias={self.bias is not None}, "
             f"weight_norm={self.log_scale is not None}"
         )

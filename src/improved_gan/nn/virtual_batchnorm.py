@@ -32,14 +32,77 @@ from typing import Any
 import torch
 from torch import nn
 
+_CONSUMED_MESSAGE = (
+    "VirtualBatchNorm: the statistics of the last reference pass were already used by a backward pass "
+    "(their graph is freed). Run `with virtual_batch_reference(G): G(z_ref)` again before every generator "
+    "update (paper §3.5); a discriminator step that needs no gradient for G should generate its batch under "
+    "torch.no_grad() or detach it"
+)
+
+
+class _ReferenceStatistics(torch.autograd.Function):
+    """Identity on the reference statistics ``(m_ref, s_ref)``; its node saves ``m_ref`` so that a later forward
+    can tell whether a backward pass (without ``retain_graph``) has freed the graph behind them."""
+
+    @staticmethod
+    def forward(ctx, m_ref: torch.Tensor, s_ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.save_for_backward(m_ref)
+        return m_ref.view_as(m_ref), s_ref.view_as(s_ref)
+
+    @staticmethod
+    def backward(ctx, grad_m: torch.Tensor, grad_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad_m, grad_s
+
+
+def _graph_freed(m_ref: torch.Tensor) -> bool:
+    node = m_ref.grad_fn
+    if node is None or not hasattr(node, "saved_tensors"):
+        return False
+    try:
+        _ = node.saved_tensors
+    except RuntimeError:  # "Trying to backward through the graph a second time (or directly access ...)"
+        return True
+    return False
+
+
+class _ConsumedReference(torch.autograd.Function):
+    """Forward: the (detached) reference statistics, unchanged. Backward: the RuntimeError that says what to do.
+
+    ``x`` (the layer's input) is an input only so that the outputs require grad exactly when a backward could
+    reach them."""
+
+    @staticmethod
+    def forward(ctx, m_ref: torch.Tensor, s_ref: torch.Tensor, x: torch.Tensor):
+        return m_ref.clone(), s_ref.clone()
+
+    @staticmethod
+    def backward(ctx, grad_m: torch.Tensor, grad_s: torch.Tensor):
+        raise RuntimeError(_CONSUMED_MESSAGE)
+
 
 class VirtualBatchNorm(nn.Module):
-    """Virtual batch norm over channel axis 1 of an ``(N, C)`` or ``(N, C, *spatial)`` input; output alike.
+    """Virtual batch norm (paper §3.5) over channel axis 1 of an ``(N, C)`` or ``(N, C, *spatial)`` input.
+
+    Use it in the generator in place of ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``, and run a reference pass
+    before every generator update (the forwards of that update use its statistics)::
+
+        with virtual_batch_reference(G):
+            G(z_ref)  # z_ref: one fixed batch of noise, drawn once before training
+        loss_g = ...(G(z))  # every example normalised with the reference batch's statistics and its own
+        loss_g.backward()  # gradients also flow through the reference statistics
+
+    A second backward through the statistics of one reference pass raises a RuntimeError that says to run
+    the pass again (see the docs' page on virtual batch norm). Train and eval mode behave the same (there
+    are no running averages); the last pass's statistics are buffers, so a loaded generator samples
+    without a new pass.
 
     Args:
-        num_features: C.
-        eps: added to the variance.
-        affine: learn a per-channel scale gamma (``weight``, init 1) and shift beta (``bias``, init 0).
+        num_features: C, the number of channels (attribute ``num_features``, as in PyTorch's norm layers).
+        eps: added to the variance; default 1e-5.
+        affine: learn a per-channel scale gamma (``weight``, init 1) and shift beta (``bias``, init 0);
+            default True.
+
+    Shape: input ``(N, C)`` or ``(N, C, *spatial)``, output the same.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
@@ -55,6 +118,11 @@ class VirtualBatchNorm(nn.Module):
         self._recording = False  # transient: True inside virtual_batch_reference
         # (m_ref, s_ref, R) of the last reference pass, still attached to its autograd graph
         self._live: tuple[torch.Tensor, torch.Tensor, int] | None = None
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether reference statistics are available (a reference pass ran, or they were loaded)."""
+        return self._live is not None or int(self.ref_size) > 0
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:
@@ -72,9 +140,15 @@ class VirtualBatchNorm(nn.Module):
             y = y * self.weight.reshape(view) + self.bias.reshape(view)
         return y
 
-    def _reference_stats(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def _reference_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
         if self._live is not None:
-            return self._live
+            m_ref, s_ref, R = self._live
+            if torch.is_grad_enabled() and _graph_freed(m_ref):
+                # Same values, but a backward through them raises the error that says what to do (PyTorch's
+                # own would say "backward through the graph a second time"). Forwards without a backward
+                # (sampling) still work.
+                m_ref, s_ref = _ConsumedReference.apply(m_ref.detach(), s_ref.detach(), x)
+            return m_ref, s_ref, R
         if int(self.ref_size) == 0:
             raise RuntimeError(
                 "VirtualBatchNorm: no reference statistics; run a reference pass first, "
@@ -83,18 +157,27 @@ class VirtualBatchNorm(nn.Module):
         return self.ref_mean, self.ref_mean_sq, int(self.ref_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` ``(N, C)`` or ``(N, C, *spatial)``; returns the same shape.
+
+        Inside :func:`virtual_batch_reference`: ``x`` is the reference batch; it is normalised with its own
+        per-channel statistics, which are recorded. Outside: each example is normalised with the recorded
+        statistics and its own, weights R/(R + 1) and 1/(R + 1) (module docstring). Raises RuntimeError if
+        no reference pass was ever run.
+        """
         self._check_input(x)
         spatial = tuple(range(2, x.dim()))
         if self._recording:  # reference pass: normalise the reference batch with its own statistics
             dims = (0, *spatial)
             m_ref, s_ref = x.mean(dim=dims), (x * x).mean(dim=dims)  # (C,), (C,)
+            if m_ref.requires_grad or s_ref.requires_grad:
+                m_ref, s_ref = _ReferenceStatistics.apply(m_ref, s_ref)  # identity, marks the graph
             self._live = (m_ref, s_ref, x.shape[0])
             with torch.no_grad():
                 self.ref_mean.copy_(m_ref)
                 self.ref_mean_sq.copy_(s_ref)
                 self.ref_size.fill_(x.shape[0])
             return self._normalise(x, m_ref, s_ref)
-        m_ref, s_ref, R = self._reference_stats()
+        m_ref, s_ref, R = self._reference_stats(x)
         m = x.mean(dim=spatial) if spatial else x  # (N, C)
         s = (x * x).mean(dim=spatial) if spatial else x * x  # (N, C)
         mean = (m + R * m_ref) / (R + 1)  # (N, C)
@@ -122,12 +205,22 @@ class VirtualBatchNorm(nn.Module):
 
 @contextlib.contextmanager
 def virtual_batch_reference(module: nn.Module) -> Iterator[nn.Module]:
-    """Context manager: every :class:`VirtualBatchNorm` in ``module`` records the batch passing through it.
+    """Context manager (paper §3.5): every :class:`VirtualBatchNorm` in ``module`` records the batch passing
+    through it as its reference batch.
 
     ``with virtual_batch_reference(G): G(z_ref)`` — inside, each layer normalises the reference batch with its
     own statistics and keeps them (with their autograd graph, and as buffers) for the forwards that follow.
-    The live statistics of an earlier pass are dropped on entry (a layer the pass does not reach falls back to
-    its buffers). Nesting is allowed.
+    Run it once before every generator update: one backward pass frees the statistics' graph, and a second
+    backward through them raises a RuntimeError saying so. The live statistics of an earlier pass are dropped
+    on entry (a layer the pass does not reach falls back to its buffers). Nesting is allowed. A generator
+    with weight-normalised layers is initialised inside it:
+    ``with virtual_batch_reference(G): data_dependent_init(G, z_ref)``.
+
+    Args:
+        module: a module containing at least one :class:`VirtualBatchNorm` (ValueError otherwise).
+
+    Yields:
+        ``module``.
     """
     layers = [m for m in module.modules() if isinstance(m, VirtualBatchNorm)]
     if not layers:

@@ -64,16 +64,34 @@ def data_dependent_init(module: nn.Module, *inputs: Any, **kwargs: Any) -> Any:
 
     Every :class:`DataDependentInit` layer inside ``module`` (the weight-normalised layers of this file and
     :class:`~improved_gan.nn.MinibatchDiscrimination`) sets its parameters from the batch that reaches it, in
-    forward order, and sets its ``initialized`` buffer. Calling it again re-initialises. The module's
-    train/eval mode is left as it is (the reference code initialises with noise and dropout on). A generator
-    with :class:`~improved_gan.nn.VirtualBatchNorm` layers is initialised inside
-    :func:`~improved_gan.nn.virtual_batch_reference`. Warns if some such layer was not reached. Under
-    DistributedDataParallel run it before wrapping the model (DDP then broadcasts rank 0's parameters).
+    forward order, and sets its ``initialized`` buffer (weight normalisation's init, Salimans & Kingma 2016,
+    as the paper's reference code uses it for every model of paper §5). Calling it again re-initialises.
+    The module's train/eval mode is left as it is (the reference code initialises with noise and dropout
+    on). Warns if some such layer was not reached. Under DistributedDataParallel run it before wrapping the
+    model (DDP then broadcasts rank 0's parameters).
+
+    A generator with :class:`~improved_gan.nn.VirtualBatchNorm` layers is initialised inside the reference
+    context, so that each layer is initialised on inputs normalised with their own statistics::
+
+        with virtual_batch_reference(G):
+            data_dependent_init(G, z_ref)
+
+    Outside it, a generator whose VBN layers have no reference statistics yet raises a RuntimeError that
+    says so.
+
+    Args:
+        module: the network; it must contain at least one :class:`DataDependentInit` layer (ValueError).
+        inputs, kwargs: passed to ``module``: a batch of real data for a discriminator (the reference code
+            uses 500 examples), a batch of noise for a generator.
+
+    Returns:
+        ``module``'s output on that batch.
     """
     layers = [m for m in module.modules() if isinstance(m, DataDependentInit)]
     if not layers:
         name = type(module).__name__
         raise ValueError(f"data_dependent_init: {name} contains no data-dependent-init layer")
+    _check_vbn_reference(module)
     for layer in layers:
         layer._ddi_pending = True
     try:
@@ -88,6 +106,20 @@ def data_dependent_init(module: nn.Module, *inputs: Any, **kwargs: Any) -> Any:
         message = f"data_dependent_init: {len(missed)} layer(s) not reached by the forward: {names}"
         warnings.warn(message, stacklevel=2)
     return output
+
+
+def _check_vbn_reference(module: nn.Module) -> None:
+    """A generator with virtual batch norm must be initialised inside its reference context (see above)."""
+    from improved_gan.nn.virtual_batchnorm import VirtualBatchNorm
+
+    for layer in module.modules():
+        if isinstance(layer, VirtualBatchNorm) and not layer._recording and not layer.has_reference:
+            name = type(module).__name__
+            raise RuntimeError(
+                f"data_dependent_init: {name} has VirtualBatchNorm layers without reference statistics; "
+                "initialise it inside the reference context, with the reference batch: "
+                f"`with virtual_batch_reference(G): data_dependent_init(G, z_ref)` (paper §3.5)"
+            )
 
 
 class _WeightNorm(DataDependentInit, nn.Module):

@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from improved_gan._dataset_names import canonical_dataset_name
 from improved_gan.errors import ConfigError
 
 
@@ -144,7 +145,16 @@ def _parse_value(key: str, text: str, typ: Any) -> Any:
 
 
 def validate(cfg: Config) -> Config:
-    """Check choices and ranges; raise :class:`ConfigError` naming the field."""
+    """Check choices and ranges; raise :class:`ConfigError` naming the field.
+
+    Returns ``cfg`` with ``data.dataset`` in its canonical spelling (``fmnist`` -> ``fashion-mnist``).
+    """
+    try:
+        dataset = canonical_dataset_name(cfg.data.dataset)
+    except ConfigError as exc:
+        raise ConfigError(f"data.dataset: {exc}") from None
+    if dataset != cfg.data.dataset:
+        cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))
     flat = flat_fields(cfg)
     for key, allowed in _CHOICES.items():
         if flat[key] not in allowed:
