@@ -69,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("presets", help="list the presets")
+    p = sub.add_parser(
+        "presets", help="list the presets, or show one: its whole configuration and what it needs"
+    )
+    p.add_argument("name", nargs="?", default=None, help="a preset: print every --set key with its value")
+    p.add_argument("--data-dir", default=None, help="check this data folder (as train --data-dir would)")
 
     p = sub.add_parser("train", help="train a preset")
     p.add_argument("preset")
@@ -183,8 +187,90 @@ def _one_thread_for_toy_data(dataset: str, device: str | None) -> None:
 def cmd_presets(args) -> int:
     from improved_gan.training.presets import describe, preset_names
 
-    for name in preset_names():
-        print(f"{name:<22} {describe(name)}")
+    if args.name is None:
+        for name in preset_names():
+            print(f"{name:<22} {describe(name)}")
+        return 0
+    return _show_preset(args.name, args.data_dir)
+
+
+def _data_needs(dataset: str, data_dir: str | None) -> list[str]:
+    """Lines saying where ``dataset``'s files are looked up and whether they are there now."""
+    from improved_gan.data.registry import _SPECS, ENV_VAR, SYSTEM_LOCATIONS, is_toy, resolve_data_folder
+
+    if is_toy(dataset):
+        return [f"data: {dataset}, a 2-D Gaussian mixture generated in memory (no files)"]
+    spec = _SPECS[dataset]
+    order = ["--data-dir", f"${ENV_VAR}"] + (
+        [str(SYSTEM_LOCATIONS[dataset])] if dataset in SYSTEM_LOCATIONS else []
+    )
+    subs = ", ".join(f"{sub}/" for sub in spec.subfolders)
+    lines = [
+        f"data: {dataset} files ({spec.expected}), looked up in {', then '.join(order)} "
+        f"(directly or in {subs})"
+    ]
+    try:
+        folder, _ = resolve_data_folder(dataset, data_dir)
+        lines.append(f"      found in {folder}")
+    except UserError as exc:
+        lines.append(f"      not found now: {' '.join(str(exc).split())}")
+    return lines
+
+
+def _set_value(value) -> str:
+    """A configuration value as ``--set KEY=VALUE`` parses it back (booleans lower case, tuples comma-joined)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def _show_preset(name: str, data_dir: str | None) -> int:
+    from improved_gan.training.config import flat_fields
+    from improved_gan.training.presets import CLASSIFIER_PRESETS, describe, get_preset
+
+    if name in CLASSIFIER_PRESETS:
+        from improved_gan.metrics.classifier import classifier_path
+
+        dataset = CLASSIFIER_PRESETS[name][0]
+        print(f"{name}: {describe(name)}")
+        print(
+            "trains with `improved-gan train NAME [--data-dir DIR] [--seed N] [--out FILE.pt]` (no --set keys)"
+        )
+        print("needs:")
+        for line in _data_needs(dataset, data_dir):
+            print(f"  {line}")
+        print(f"writes: {classifier_path(dataset)} (default; --out changes it)")
+        return 0
+    cfg = get_preset(name)  # ConfigError for an unknown name: one error line, exit 2
+    flat = flat_fields(cfg)
+    print(f"{name}: {describe(name)}")
+    print("configuration (each line as `improved-gan train NAME --set KEY=VALUE` takes it):")
+    for key, value in flat.items():
+        print(f"  {key}={_set_value(value)}")
+    print("needs:")
+    for line in _data_needs(cfg.data.dataset, data_dir):
+        print(f"  {line}")
+    if cfg.kind == "gan" and cfg.train.metrics != ("none",):
+        from improved_gan.metrics.registry import default_metrics
+
+        metrics = cfg.train.metrics or default_metrics(cfg.data.dataset)
+        if any(m.startswith("classifier_") for m in metrics):
+            from improved_gan.metrics.classifier import TRAIN_PRESETS, classifier_path
+
+            path = classifier_path(cfg.data.dataset)
+            state = (
+                "found"
+                if path.is_file()
+                else f"missing: train it with `improved-gan train {TRAIN_PRESETS[cfg.data.dataset]}`"
+            )
+            print(f"  classifier file (for {', '.join(metrics)}): {path} ({state})")
+        if "inception_score" in metrics:
+            from improved_gan.metrics.inception import ENV_WEIGHTS, WEIGHTS_NAME, weights_search_path
+
+            where = ", ".join(str(p) for p in weights_search_path())
+            print(f"  Inception weights {WEIGHTS_NAME}: --inception-weights / ${ENV_WEIGHTS}, else {where}")
     return 0
 
 

@@ -99,5 +99,6 @@ class HistoricalAveraging(nn.Module):
         return self
 
     def extra_repr(self) -> str:
+        """The text inside ``repr(ha)``: the number of tracked tensors and of their elements."""
         numel = sum(p.numel() for p in self._params)
         return f"tensors={len(self._params)}, numel={numel}"

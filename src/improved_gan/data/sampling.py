@@ -108,6 +108,7 @@ class EpochBatcher:
 
     @property
     def global_batch_size(self) -> int:
+        """``batch_size * world_size``: the examples of one step over all processes."""
         return self.batch_size * self.world_size
 
     @property
@@ -117,6 +118,7 @@ class EpochBatcher:
 
     @property
     def position(self) -> int:
+        """The next unused index into the current epoch's permutation (with ``epoch``, the state a checkpoint keeps)."""
         return self._position
 
     def _permutation(self, epoch: int) -> torch.Tensor:

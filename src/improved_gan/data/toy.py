@@ -49,6 +49,7 @@ class GaussianMixture2D:
 
     @property
     def num_modes(self) -> int:
+        """K, the number of modes."""
         return int(self.centres.shape[0])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

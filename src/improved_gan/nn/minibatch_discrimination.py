@@ -266,6 +266,7 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
             )
 
     def extra_repr(self) -> str:
+        """The text inside ``repr(layer)``: its sizes and options."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, num_kernels={self.num_kernels}, kernel_dim={self.kernel_dim}, "
             f"exclude_self={self.exclude_self}, bias={self.bias is not None}, "

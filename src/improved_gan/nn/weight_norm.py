@@ -49,6 +49,10 @@ class DataDependentInit:
     _ddi_pending: bool = False  # transient: True only during a data_dependent_init call, until first forward
 
     def init_from_batch(self, x: torch.Tensor) -> None:  # pragma: no cover - abstract
+        """Set this layer's parameters from its input ``x`` (in place, under ``torch.no_grad``).
+
+        Called by :func:`data_dependent_init` on the first batch that reaches the layer; not called directly.
+        """
         raise NotImplementedError
 
     def _maybe_data_dependent_init(self, x: torch.Tensor) -> None:
@@ -168,6 +172,10 @@ class _WeightNorm(DataDependentInit, nn.Module):
             self.bias.copy_(-mean * inv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` -> the pre-activation ``t = w * x + bias`` with ``w = g * v / ||v||`` (shapes in the class
+        docstring: ``(*, in_features) -> (*, out_features)`` for the linear layer, ``(N, C_in, H, W) ->
+        (N, C_out, H', W')`` for the convolutions). Under :func:`data_dependent_init` the first call sets
+        ``g`` and ``bias`` from ``x`` first."""
         self._check_input(x)
         self._maybe_data_dependent_init(x)
         return self._preactivation(x, self.weight, self.bias)
@@ -205,6 +213,7 @@ class WeightNormLinear(_WeightNorm):
         return F.linear(x, weight, bias)  # (*, out)
 
     def extra_repr(self) -> str:
+        """The text inside ``repr(layer)``: its sizes and options."""
         bias = self.bias is not None
         return f"{self.in_features}, {self.out_features}, bias={bias}, init_scale={self.init_scale}"
 
@@ -219,6 +228,7 @@ class _WeightNormConvBase(_WeightNorm):
             )
 
     def extra_repr(self) -> str:
+        """The text inside ``repr(layer)``: its sizes and options."""
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, bias={self.bias is not None}, init_scale={self.init_scale}"
