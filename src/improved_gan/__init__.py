@@ -12,11 +12,11 @@ The parts of the paper, for a GAN of your own, import from here::
         inception_score, frechet_distance,  # paper §4, sample quality
     )
 
-Every name in :data:`__all__` is documented in the docs' API reference (``docs/api.md``). The sub-packages
+Every name in ``__all__`` is documented in the docs' API reference (``docs/api.md``). The sub-packages
 hold the same objects under their own names (:mod:`improved_gan.nn`, :mod:`improved_gan.losses`,
 :mod:`improved_gan.regularizers`, :mod:`improved_gan.optim`, :mod:`improved_gan.metrics`,
-:mod:`improved_gan.data`) next to the reference networks (:mod:`improved_gan.models`), the training code
-(:mod:`improved_gan.training`) and the command line (:mod:`improved_gan.cli`).
+:mod:`improved_gan.data`) next to the reference networks (``improved_gan.models``), the training code
+(``improved_gan.training``) and the command line (``improved_gan.cli``).
 
 The names are imported on first use (PEP 562): ``import improved_gan`` itself does not import torch, so the
 command line starts quickly, and ``from improved_gan import inception_score`` imports only what that needs.

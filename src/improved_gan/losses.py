@@ -2,14 +2,16 @@
 
 Pure functions on tensors: they return scalar losses and never call ``backward()`` or step an optimizer.
 
-| name here               | paper symbol                          |
-|-------------------------|---------------------------------------|
-| ``real_features``       | f(x), x ~ p_data (section 3.1)        |
-| ``fake_features``       | f(G(z)), z ~ p_z                      |
-| ``real_target``         | alpha (one-sided smoothing, sec. 3.4) |
-| ``fake_target``         | beta                                  |
-| ``logits`` (N, K)       | l_1 .. l_K (K+1-class D, section 5)   |
-| ``lse``                 | log Z(x) = log sum_k exp(l_k(x))      |
+=======================  =======================================
+name here                paper symbol
+=======================  =======================================
+``real_features``        f(x), x ~ p_data (section 3.1)
+``fake_features``        f(G(z)), z ~ p_z
+``real_target``          alpha (one-sided smoothing, sec. 3.4)
+``fake_target``          beta
+``logits`` (N, K)        l_1 .. l_K (K+1-class D, section 5)
+``lse``                  log Z(x) = log sum_k exp(l_k(x))
+=======================  =======================================
 
 Discriminator logits for the binary game may be ``(N,)`` or ``(N, 1)``. In the K+1-class discriminator of
 section 5 the generated class has its logit fixed at 0, so D(x) = Z(x) / (Z(x) + 1) = sigmoid(lse(l(x))).

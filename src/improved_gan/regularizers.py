@@ -8,7 +8,7 @@ The paper does not say when a snapshot theta[i] is taken. Here one snapshot is t
 The reference code does not implement this technique (its "parameter averaging" is a test-time exponential
 moving average, a different thing), so this follows the paper alone.
 
-Memory is O(|theta|): the running mean is kept, not the snapshots. It is updated as
+Memory is ``O(|theta|)``: the running mean is kept, not the snapshots. It is updated as
 ``mean_t = mean_{t-1} + (theta[t] - mean_{t-1}) / t`` in float64 buffers, so after thousands of snapshots of
 float32 parameters it still equals the exact mean to float32 precision, with no drift.
 """

@@ -9,8 +9,8 @@ int64 labels.
   each a sequence of 3073-byte records: one label byte, then 3072 pixel bytes.
 - Python version (``cifar-10-batches-py``): ``data_batch_1`` .. ``data_batch_5``, ``test_batch``, pickles of a
   dict with ``b'data'`` (a uint8 array (N, 3072)) and ``b'labels'`` (a list of N ints). A pickle can run any
-  code when loaded, so these files are read ONLY with :class:`RestrictedUnpickler`, whose ``find_class``
-  returns just the few numpy functions an array needs (and raises :class:`DataError` for any other global);
+  code when loaded, so these files are read ONLY with ``RestrictedUnpickler``, whose ``find_class``
+  returns just the few numpy functions an array needs (and raises :class:`~improved_gan.errors.DataError` for any other global);
   the result's structure is then checked. Files written by Python 2 (the published ones) and by Python 3 both
   load.
 

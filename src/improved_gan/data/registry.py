@@ -1,10 +1,10 @@
 """Data sets by name, where to find their files, and the preprocessing of each recipe.
 
-Names (:data:`DATASETS`): the image sets ``fashion-mnist``, ``mnist``, ``cifar10``, ``svhn`` (loaded by
-:func:`load_dataset`) and the 2-D toy mixtures ``ring8``, ``grid25`` (loaded by
-:func:`~improved_gan.data.toy.load_toy`). Every function that takes a data-set name also accepts the
-aliases in :data:`DATASET_ALIASES` (``fmnist``, ``fashion_mnist``, ``fashionmnist``, ``cifar-10``, ...), in
-any case; :func:`canonical_dataset_name` maps them to these names.
+Names (``DATASETS``): the image sets ``fashion-mnist``, ``mnist``, ``cifar10``, ``svhn`` (loaded by
+:func:`~improved_gan.data.load_dataset`) and the 2-D toy mixtures ``ring8``, ``grid25`` (loaded by
+:func:`~improved_gan.data.load_toy`). Every function that takes a data-set name also accepts the
+aliases in ``DATASET_ALIASES`` (``fmnist``, ``fashion_mnist``, ``fashionmnist``, ``cifar-10``, ...), in
+any case; :func:`~improved_gan.data.canonical_dataset_name` maps them to these names.
 
 Where the files are looked for, first rule that applies:
 
@@ -17,7 +17,7 @@ Inside that folder the files may lie directly, or in a sub-folder named after th
 ``fashion-mnist/``, ``mnist/``, ``cifar-10-batches-bin/`` or ``cifar-10-batches-py/``, ``svhn/``. Nothing is
 ever downloaded.
 
-Preprocessing (:meth:`ImageDataset.normalize`), as the reference code of each experiment does it:
+Preprocessing (:meth:`~improved_gan.data.ImageDataset.normalize`), as the reference code of each experiment does it:
 
 =================  ===========================  =====================================================
 data set           model input                  reference
@@ -29,7 +29,7 @@ svhn               ``(x - 127.5) / 127.5``      SVHN code, [-1, 1]
 
 Split sizes: a user's folder may hold a consistent subset (every reader checks the counts against the file
 headers and sizes, and images against labels), which is how the tests build tiny data sets. Files read from a
-system package's location must have the published sizes (:data:`STANDARD_SPLITS`).
+system package's location must have the published sizes (``STANDARD_SPLITS``).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ _SPECS = {
 
 
 def is_toy(name: str) -> bool:
-    """Whether ``name`` (or its alias) is a 2-D toy mixture (for :func:`~improved_gan.data.toy.load_toy`)."""
+    """Whether ``name`` (or its alias) is a 2-D toy mixture (for :func:`~improved_gan.data.load_toy`)."""
     key = str(name).strip().lower()
     return DATASET_ALIASES.get(key, key) in TOY_DATASETS
 

@@ -1,17 +1,17 @@
 """Choosing the labeled examples and drawing deterministic, resumable, shardable minibatches of indices.
 
 Semi-supervised recipes (paper Section 5; Section 6: 100 labels on MNIST, 4000 on CIFAR-10, 1000 on SVHN) keep
-``per_class`` labels of each class. :func:`labeled_subset` picks them as the reference code does: a
+``per_class`` labels of each class. :func:`~improved_gan.data.labeled_subset` picks them as the reference code does: a
 permutation from ``numpy.random.RandomState(seed).permutation(N)`` (the reference's ``data_rng`` with
 ``--seed_data``), then the first ``per_class`` examples of each class in that order, returned class by class
 (all of class 0, then 1, ...). With the same training-set order and seed it selects the same examples as the
 reference code.
 
-:class:`EpochBatcher` replaces the reference's per-epoch ``rng.permutation`` slicing with a stream that can be
+:class:`~improved_gan.data.EpochBatcher` replaces the reference's per-epoch ``rng.permutation`` slicing with a stream that can be
 resumed and split across ranks:
 
 - epoch ``e`` visits ``torch.randperm(N, generator=torch.Generator().manual_seed(epoch_seed(seed, e)))``,
-  where :func:`epoch_seed` mixes (seed, e) with SplitMix64 so that nearby seeds and epochs give unrelated
+  where :func:`~improved_gan.data.epoch_seed` mixes (seed, e) with SplitMix64 so that nearby seeds and epochs give unrelated
   permutations (``seed + e``, as torch's DistributedSampler does, would make stream ``s`` at epoch 1 equal
   stream ``s + 1`` at epoch 0);
 - each step takes the next global batch of ``G = batch_size * world_size`` indices; rank ``r`` keeps

@@ -11,7 +11,7 @@ GANs, Metz et al. 2017; VEEGAN; PacGAN):
 
 Each mode has weight 1/K; the samples are ``centre[k] + std * eps`` with ``k ~ U{0..K-1}``, ``eps ~ N(0,
 I_2)``. A common quality criterion counts a sample as "high quality" when it lies within 3 std of its nearest
-mode, and a mode as covered when it receives such samples (:meth:`GaussianMixture2D.nearest_mode` supports
+mode, and a mode as covered when it receives such samples (:meth:`~improved_gan.data.GaussianMixture2D.nearest_mode` supports
 both).
 """
 

@@ -34,7 +34,7 @@ NUM_CLASSES = 1008
 
 
 def resize_bilinear_tf1(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """TensorFlow 1.x ``resize_bilinear(align_corners=False)`` of ``x`` (N, C, H, W) to (N, C, *size).
+    """TensorFlow 1.x ``resize_bilinear(align_corners=False)`` of ``x`` (N, C, H, W) to ``(N, C, *size)``.
 
     Output pixel i reads the source at ``i * in / out`` (no half-pixel offset; the coordinate is computed in
     float32 as TensorFlow does), interpolating between ``floor`` and ``min(floor + 1, in - 1)``; the result

@@ -25,7 +25,7 @@ class GaussianNoise(nn.Module):
         self.sigma = float(sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` of any shape (N, *) -> the same shape: ``x + sigma * N(0, I)`` in training mode, ``x`` in eval."""
+        """``x`` of any shape ``(N, *)`` -> the same shape: ``x + sigma * N(0, I)`` in training mode, ``x`` in eval."""
         if not self.training or self.sigma == 0:
             return x
         return x + self.sigma * torch.randn_like(x)

@@ -43,7 +43,7 @@ class DataDependentInit:
 
     A subclass registers a boolean buffer ``initialized``, implements :meth:`init_from_batch` (in-place
     updates of its parameters from its input, under ``torch.no_grad``) and calls
-    :meth:`_maybe_data_dependent_init` at the start of ``forward``.
+    ``_maybe_data_dependent_init`` at the start of ``forward``.
     """
 
     _ddi_pending: bool = False  # transient: True only during a data_dependent_init call, until first forward

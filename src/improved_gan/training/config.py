@@ -2,10 +2,10 @@
 
 A :class:`Config` groups five frozen dataclasses; a field is addressed by its dotted name
 (``optim.lr``, ``loss.real_target``, ``data.labels_per_class``). Which techniques are on is decided by these fields
-once, when :func:`improved_gan.training.experiment.build_experiment` builds the models and losses.
+once, when ``improved_gan.training.experiment.build_experiment`` builds the models and losses.
 
 Batch size semantics: ``data.batch_size`` is the batch of ONE process (per rank). Under ``torchrun`` the global batch
-is ``batch_size * world_size``; ``config.json`` records both (see :mod:`improved_gan.training.distributed`).
+is ``batch_size * world_size``; ``config.json`` records both (see ``improved_gan.training.distributed`` and the docs' multi-process page).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _parse_value(key: str, text: str, typ: Any) -> Any:
 
 
 def validate(cfg: Config) -> Config:
-    """Check choices and ranges; raise :class:`ConfigError` naming the field.
+    """Check choices and ranges; raise :class:`~improved_gan.errors.ConfigError` naming the field.
 
     Returns ``cfg`` with ``data.dataset`` in its canonical spelling (``fmnist`` -> ``fashion-mnist``).
     """
@@ -216,7 +216,7 @@ def override(cfg: Config, assignments: list[str] | tuple[str, ...]) -> Config:
 
 
 def from_dict(d: dict[str, Any]) -> Config:
-    """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. a run's ``config.json``)."""
+    """Rebuild a :class:`Config` from ``Config.to_dict()`` output (e.g. a run's ``config.json``)."""
     try:
         groups = {}
         hints = _field_types(Config)

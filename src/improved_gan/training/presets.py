@@ -9,13 +9,13 @@ but with historical averaging, ``-ls`` without label smoothing, ``-mbf`` without
 
 Reference recipes (openai/improved-gan, ``mnist_svhn_cifar10/train_*_feature_matching.py``):
 
-=============  ======  ======  ========  ============================  ===================
-preset         labels  lr      epochs    lr schedule                   feature matching
-=============  ======  ======  ========  ============================  ===================
-mnist-ssl      100     0.003   300       constant                      mean squared (last hidden layer)
-cifar10-ssl    4000    0.0003  1200      linear to 0 over the last 1/3 mean absolute (global pool)
-svhn-ssl       1000    0.0003  900       linear to 0 over the last 1/3 mean absolute (global pool)
-=============  ======  ======  ========  ============================  ===================
+=============  ======  ======  ========  ==============================  ================================
+preset         labels  lr      epochs    lr schedule                     feature matching
+=============  ======  ======  ========  ==============================  ================================
+mnist-ssl      100     0.003   300       constant                        mean squared (last hidden layer)
+cifar10-ssl    4000    0.0003  1200      linear to 0 over the last 1/3   mean absolute (global pool)
+svhn-ssl       1000    0.0003  900       linear to 0 over the last 1/3   mean absolute (global pool)
+=============  ======  ======  ========  ==============================  ================================
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ _BASE: dict[str, tuple[Config, str]] = {
     "grid25-gan": (_GRID_GAN, "MLP GAN on a 5x5 grid of Gaussians, measured by mode coverage"),
 }
 
-#: Presets that are not GAN trainings: they train the evaluation classifier (improved_gan.metrics.classifier).
+#: Presets that are not GAN trainings; they train the evaluation classifier (``improved_gan.metrics.classifier``).
 CLASSIFIER_PRESETS = {
     "fmnist-classifier": (
         "fashion-mnist",
@@ -183,7 +183,8 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str) -> Config:
-    """The validated :class:`Config` of a preset; unknown names raise :class:`ConfigError`."""
+    """The validated :class:`~improved_gan.training.config.Config` of a preset; unknown names raise
+    :class:`~improved_gan.errors.ConfigError`."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r} (run 'improved-gan presets' to list them)")
     return validate(PRESETS[name][0])
