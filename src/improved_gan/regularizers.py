@@ -22,7 +22,11 @@ from torch import nn
 
 
 class HistoricalAveraging(nn.Module):
-    """Running mean of parameter snapshots and the historical-averaging penalty (section 3.3).
+    """Running mean of parameter snapshots and the historical-averaging penalty (paper §3.3).
+
+    Add ``weight * ha.penalty()`` to the player's loss (the presets' ``+ha`` and ``-l+ha`` variants use
+    weight 1e-3) and call ``ha.update()`` after each of its optimizer steps; see the docs' page on
+    historical averaging.
 
     Args:
         params: an ``nn.Module`` (all of its parameters) or an iterable of tensors (usually Parameters).

@@ -187,7 +187,7 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
 
     @property
     def T(self) -> torch.Tensor:
-        """The ``(A, B, C)`` tensor that forward uses: ``exp(log_scale) * theta / ||theta||`` (norm over A),
+        """The ``(A, B, C)`` tensor that forward uses, ``exp(log_scale) * theta / ||theta||`` (norm over A),
         or ``theta`` with ``weight_norm=False``."""
         if self.log_scale is None:
             return self.theta
