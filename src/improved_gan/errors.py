@@ -1,5 +1,7 @@
 """Exceptions for bad user input. The CLI turns every :class:`UserError` into one ``error:`` line, exit 2."""
 
+__all__ = ["CheckpointError", "ConfigError", "DataError", "UserError"]
+
 
 class UserError(Exception):
     """Bad input from the user (a file, an option, a value). The message is one line naming what and why."""

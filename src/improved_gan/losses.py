@@ -23,6 +23,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "class_probabilities_kplus1",
+    "d_real_probability",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_loss_nonsaturating",
+    "generator_loss_saturating",
+    "semi_supervised_generator_loss",
+    "semi_supervised_losses",
+]
+
 _DISTANCES = ("l2", "mse", "l1")
 
 

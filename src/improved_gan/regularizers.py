@@ -20,6 +20,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+__all__ = ["HistoricalAveraging"]
+
 
 class HistoricalAveraging(nn.Module):
     """Running mean of parameter snapshots and the historical-averaging penalty (paper §3.3).
