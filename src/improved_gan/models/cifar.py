@@ -112,6 +112,8 @@ class CifarDiscriminator(Discriminator):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(N, C, H, W)`` -> ``(logits (N, num_outputs), features (N, feature_dim))``; the features are the
+        layer that feature matching (paper §3.1) matches."""
         if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[2:]) < 9:
             raise ValueError(
                 f"{type(self).__name__}: expected x of shape (N, {self.in_channels}, H, W) with H, W >= 9, "
@@ -170,6 +172,8 @@ class CifarGenerator(Generator):
                     layer.bias.zero_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` ``(N, z_dim)`` (draw it with ``sample_z``) -> images ``(N, out_channels, 32, 32)`` in
+        (-1, 1) (tanh)."""
         self._check_z(z)
         h = F.relu(self.norm0(self.fc(z)))  # (N, 512*4*4)
         h = h.reshape(z.shape[0], -1, 4, 4)  # (N, 512, 4, 4)

@@ -115,6 +115,8 @@ class DCGANDiscriminator(Discriminator):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(N, *image_shape)`` -> ``(logits (N, num_outputs), features (N, feature_dim))``; the features are the
+        layer that feature matching (paper §3.1) matches."""
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
                 f"DCGANDiscriminator: expected x of shape (N, *{self.image_shape}), got {tuple(x.shape)}"
@@ -173,6 +175,8 @@ class DCGANGenerator(Generator):
                     layer.bias.zero_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` ``(N, z_dim)`` (draw it with ``sample_z``) -> images ``(N, *image_shape)`` in the range of
+        ``out_activation`` (sigmoid: (0, 1); tanh: (-1, 1))."""
         self._check_z(z)
         _, h, w = self.image_shape
         x = F.relu(self.norm0(self.fc(z)))  # (N, c0 * H/4 * W/4)

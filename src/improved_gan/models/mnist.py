@@ -96,6 +96,8 @@ class MnistDiscriminator(Discriminator):
                 layer.v.normal_(0.0, _MNIST_V_STD)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(N, 784)`` or ``(N, 1, 28, 28)`` -> ``(logits (N, num_outputs), features (N, feature_dim))``; the features are the
+        layer that feature matching (paper §3.1) matches."""
         if x.dim() < 2 or math.prod(x.shape[1:]) != self.in_features:
             raise ValueError(
                 f"MnistDiscriminator: expected x of shape (N, {self.in_features}) or (N, 1, 28, 28), "
@@ -154,6 +156,7 @@ class MnistGenerator(Generator):
             nn.init.xavier_uniform_(self.out.v)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` ``(N, z_dim)`` (draw it with ``sample_z``) -> images ``(N, 1, 28, 28)`` in (0, 1) (sigmoid)."""
         self._check_z(z)
         h = z
         for dense, norm in zip(self.dense, self.norms):

@@ -128,6 +128,8 @@ class ToyDiscriminator(Discriminator):
             )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(N, 2)`` points -> ``(logits (N, num_outputs), features (N, feature_dim))``; the features are the
+        layer that feature matching (paper §3.1) matches."""
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"ToyDiscriminator: expected x of shape (N, {self.in_features}), got {tuple(x.shape)}"
@@ -164,6 +166,7 @@ class ToyGenerator(Generator):
         self.out = WeightNormLinear(hidden, out_features)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` ``(N, z_dim)`` (draw it with ``sample_z``) -> points ``(N, 2)``."""
         self._check_z(z)
         h = F.relu(self.norm1(self.fc1(z)))  # (N, hidden)
         h = F.relu(self.norm2(self.fc2(h)))  # (N, hidden)

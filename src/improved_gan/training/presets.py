@@ -179,6 +179,7 @@ def variants_of(base: str) -> tuple[str, ...]:
 
 
 def preset_names() -> list[str]:
+    """Every preset name: the trainings (bases and their ablation variants), then the classifier presets."""
     return list(PRESETS) + list(CLASSIFIER_PRESETS)
 
 
@@ -191,6 +192,7 @@ def get_preset(name: str) -> Config:
 
 
 def describe(name: str) -> str:
+    """The one-line description of preset ``name`` that ``improved-gan presets`` prints."""
     if name in CLASSIFIER_PRESETS:
         return CLASSIFIER_PRESETS[name][1]
     return PRESETS[name][1]
