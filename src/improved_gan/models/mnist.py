@@ -27,7 +27,7 @@ Deviations from the reference code:
 
 - none in the generator's output layer: it is the reference's ``l2normalize`` (weight normalisation with a
   trained scale that starts at 1, bias 0), which the data-dependent init leaves alone
-  (:class:`L2NormalizedLinear`). Initialising it from data like the other layers (mean 0, std 1 on the init
+  (:class:`~improved_gan.models.mnist.L2NormalizedLinear`). Initialising it from data like the other layers (mean 0, std 1 on the init
   batch) gave g ~ 1.9 and per-pixel biases of std 1.6 on Fashion-MNIST: the generator then saturated into
   identical binary speckle within 200 steps and D separated real from fake completely;
 - the generator's batch norm uses running averages in eval mode (PyTorch's convention); the reference always

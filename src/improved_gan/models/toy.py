@@ -17,7 +17,7 @@ Gaussian z (the usual choice for these mixtures) rather than the reference code'
 Deviations from the reference building blocks, each measured on ``ring8-gan`` (all techniques, seeds 1-3):
 
 - minibatch discrimination (section 3.2) is initialised by the *median* pairwise distance, not the nearest
-  neighbour's (:class:`MedianInitMinibatch`). The reference init scales each kernel so that the batch mean of
+  neighbour's (:class:`~improved_gan.models.toy.MedianInitMinibatch`). The reference init scales each kernel so that the batch mean of
   the nearest-neighbour L1 distance ``min_j ||M_i - M_j||_1`` is 2, which suits images (no two alike). In a
   mixture of tight modes every real example has near-duplicates (its mode's other samples, std 0.02 on a ring of
   radius 2), so that init makes the kernels as narrow as one mode: real examples then have many neighbours
@@ -93,7 +93,7 @@ class ToyDiscriminator(Discriminator):
         hidden: width of the two hidden layers.
         minibatch_kernels: B (0 = no minibatch discrimination).
         minibatch_kernel_dim: C of minibatch discrimination.
-        minibatch_median: the median pairwise kernel distance its init aims at (:class:`MedianInitMinibatch`).
+        minibatch_median: the median pairwise kernel distance its init aims at (:class:`~improved_gan.models.toy.MedianInitMinibatch`).
         in_features: data dimension (2).
         train_hidden_scale: train the hidden weight-norm scales (default True, unlike the reference code).
     """
