@@ -40,6 +40,13 @@ def test_every_entry_point_accepts_the_fashion_mnist_aliases(name, tiny_fmnist):
     assert cfg.data.dataset == "fashion-mnist"  # stored canonically: later code compares names
 
 
+def test_image_dataset_stores_the_canonical_name():
+    x, y = torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64)
+    from improved_gan import ImageDataset
+
+    assert ImageDataset("fmnist", x, y, x, y, 10, ".").name == "fashion-mnist"
+
+
 def test_toy_names_and_compute_metrics_with_an_alias_of_case():
     assert is_toy("Ring8")
     points = torch.tensor([[2.0, 0.0]] * 4)  # all on mode 0 of the ring

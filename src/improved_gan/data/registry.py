@@ -197,8 +197,11 @@ class ImageDataset:
     source: Path
 
     def __post_init__(self) -> None:
-        if self.name not in _SPECS:
-            raise ValueError(f"unknown image data set {self.name!r} (expected one of {', '.join(_SPECS)})")
+        try:
+            name = _check_image_name(self.name)
+        except ConfigError as exc:  # a programming error here, like the other field checks
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "name", name)  # canonical: "fmnist" -> "fashion-mnist"
         for split in ("train", "test"):
             x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if x.dtype != torch.uint8 or x.ndim != 4:
