@@ -138,3 +138,42 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def all_max(values: list[int], info: DistInfo) -> list[int]:
+    """Element-wise maximum over ranks of a few integers, in ONE collective (e.g. the per-step stop decision:
+    time budget over, a stop signal's number, a divergence; README, "Long runs on clusters")."""
+    if not info.enabled:
+        return list(values)
+    device = f"cuda:{info.local_rank}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
+
+def rank0_decides(fn, info: DistInfo):
+    """Run ``fn()`` on rank 0 only and share its outcome: its return value on every rank, or, when it raised a
+    :class:`~improved_gan.errors.UserError`, the same error on every rank (rank 0's own; on the other ranks a
+    copy marked ``quiet``, so the command line prints it once). Every rank then exits cleanly instead of waiting
+    for rank 0 until torchrun kills it."""
+    from improved_gan.errors import UserError
+
+    if not info.enabled:
+        return fn()
+    outcome: list = [None]
+    error = None
+    if info.is_main:
+        try:
+            outcome = [("ok", fn())]
+        except UserError as exc:
+            error = exc
+            outcome = [("error", type(exc).__name__, str(exc), exc.exit_code)]
+    dist.broadcast_object_list(outcome, src=0)
+    kind = outcome[0]
+    if kind[0] == "ok":
+        return kind[1]
+    if error is not None:
+        raise error
+    copy = UserError(kind[2])
+    copy.exit_code, copy.quiet = kind[3], True
+    raise copy
