@@ -54,7 +54,18 @@ def init_from_env(device: str) -> DistInfo:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if restart is None:
+            dist.init_process_group(backend=backend)
+        else:
+            # torchrun shares one TCP store across the rounds of an elastic restart, so the keys through which
+            # gloo/NCCL exchange addresses would still hold the dead attempt's values: a restarted rank could
+            # read a killed peer's address (connection refused). One key prefix per attempt avoids that.
+            from torch.distributed.rendezvous import rendezvous
+
+            store, _, _ = next(rendezvous("env://", rank, world))
+            store = dist.PrefixStore(f"improved-gan/attempt-{restart}", store)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
 
 
@@ -172,6 +183,7 @@ def rank0_decides(fn, info: DistInfo):
     kind = outcome[0]
     if kind[0] == "ok":
         return kind[1]
+    dist.barrier()  # leave together: torchrun kills the ranks still running once one exits with an error
     if error is not None:
         raise error
     copy = UserError(kind[2])
