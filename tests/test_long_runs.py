@@ -586,3 +586,69 @@ def test_checkpoints_of_a_cuda_run_hold_cpu_tensors_only(tmp_path):
                     walk(v, f"{path}[{i}]")
 
         walk(state)
+
+
+# ------------------------------------------------------------------------------------------------- ablate
+def _ablate_argv(out):
+    return ["ablate", "ring8-gan", "--variants=-ls", "--seeds", "1", "--steps", "4", "--out", str(out), *R8]
+
+
+def test_ablate_stops_after_the_current_runs_checkpoint_and_the_same_command_continues(
+    tmp_path, monkeypatch, capsys
+):
+    from improved_gan.training import loop
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(_ablate_argv(full)) == 0
+    original = loop.Trainer.train_step
+    sent = []
+
+    def signal_in_second_run(self):
+        out = original(self)
+        if self.step == 2 and self.cfg.loss.real_target == 1.0 and not sent:  # the -ls run
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled like one from a scheduler
+        return out
+
+    monkeypatch.setattr(loop.Trainer, "train_step", signal_in_second_run)
+    capsys.readouterr()
+    assert main(_ablate_argv(part)) == 143
+    run = part / "-ls" / "seed1"
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"stopped by SIGTERM: {run} at step 2, checkpoint written; continue with: improved-gan "
+        + " ".join(_ablate_argv(part))
+    )
+    assert _ckpt_step(run) == 2 and not (part / "ablation.json").exists()
+    assert (part / "all" / "seed1" / "summary.json").is_file()
+    monkeypatch.undo()
+    assert main(_ablate_argv(part)) == 0
+    _tensors_equal(
+        torch.load(full / "-ls" / "seed1" / "checkpoints" / "last.pt", weights_only=True),
+        torch.load(run / "checkpoints" / "last.pt", weights_only=True),
+    )
+    a, b = (json.loads((d / "ablation.json").read_text()) for d in (full, part))
+    assert [v["metrics"] for v in a["variants"]] == [v["metrics"] for v in b["variants"]]
+
+
+def test_ablate_records_a_diverged_run_and_goes_on(tmp_path, monkeypatch, capsys):
+    from improved_gan.training import loop
+
+    out = tmp_path / "abl"
+    original = loop.Trainer.train_step
+
+    def nan_in_ls_run(self):
+        result = original(self)
+        if self.cfg.loss.real_target == 1.0 and self.step == 3:  # the -ls run: a NaN loss at step 3
+            result["loss_d"] = float("nan")
+            self._diverged = (3, "loss_d", float("nan"))
+        return result
+
+    monkeypatch.setattr(loop.Trainer, "train_step", nan_in_ls_run)
+    assert main(_ablate_argv(out)) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {out / '-ls' / 'seed1'}: training diverged at step 3 (loss_d = nan)" in captured.err
+    md = (out / "ablation.md").read_text()
+    assert "Diverged (left out of the means): -ls seed 1 (step 3)" in md
+    result = json.loads((out / "ablation.json").read_text())
+    assert result["variants"][1]["metrics"] == {} and result["variants"][0]["metrics"]
