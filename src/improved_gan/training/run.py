@@ -394,64 +394,61 @@ def _loop(
     imgs_per_step = cfg.data.batch_size * dist.world_size
     window_t, window_steps = time.perf_counter(), 0
     stopped_early = False
-    try:
-        while trainer.step < tc.steps:
-            losses = trainer.train_step()
-            trainer.wall_seconds = wall0 + time.perf_counter() - start
-            window_steps += 1
-            over = time_budget is not None and trainer.wall_seconds >= time_budget * 60.0
-            div = trainer.divergence() if check_every_step else None
-            over, signum, div_step = D_.all_max([int(over), stop_requested(), div[0] if div else 0], dist)
-            stop = signum if trainer.step < tc.steps else 0
-            final = trainer.step >= tc.steps or (bool(over) and not stop)
-            ips = imgs_per_step * window_steps / max(time.perf_counter() - window_t, 1e-9)
-            if bar is not None:
-                post = {"d": f"{losses['loss_d']:.3f}", "g": f"{losses['loss_g']:.3f}", "img/s": f"{ips:.0f}"}
-                for key in ("test_accuracy", *evaluator.metric_names):
-                    if key in last_eval:
-                        post[key.replace("test_accuracy", "acc")] = f"{last_eval[key]:.4g}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(1)
-            do_eval = trainer.step % tc.eval_every == 0 or final
-            do_save = trainer.step % tc.checkpoint_every == 0 or final or bool(stop)
-            if not div_step and (do_eval or do_save):
-                if not check_every_step:  # one read of the device-side record, then agree over ranks
-                    div = trainer.divergence()
-                    div_step = D_.all_max([div[0] if div else 0], dist)[0]
-                if not div_step and not _params_finite(trainer):
-                    div_step = trainer.step
-            if div_step:
-                _diverged(trainer, folder, dist, div_step)
-            if do_eval:
-                last_eval = evaluator()
-                row = {
-                    "step": trainer.step,
-                    **trainer.pop_mean_losses(),
-                    **last_eval,
-                    "wall_seconds": round(trainer.wall_seconds, 3),
-                    "images_per_second": round(ips, 1),
-                }
-                window_t, window_steps = time.perf_counter(), 0
-                if main:
-                    _append_metrics(folder, row)
-                    _write_samples(trainer, to_unit, folder)
-                    if tb is not None:
-                        for k, v in row.items():
-                            if k != "step" and isinstance(v, (int, float)):
-                                tb.add_scalar(k, v, trainer.step)
-            if do_save:
-                _save(trainer, folder, dist)
-            if stop:
-                D_.barrier(dist)
-                raise StopRequested(stop, trainer.step, str(folder.root))
-            if over and trainer.step < tc.steps:
-                stopped_early = True
-                break
-    finally:
+    while trainer.step < tc.steps:
+        losses = trainer.train_step()
+        trainer.wall_seconds = wall0 + time.perf_counter() - start
+        window_steps += 1
+        over = time_budget is not None and trainer.wall_seconds >= time_budget * 60.0
+        div = trainer.divergence() if check_every_step else None
+        over, signum, div_step = D_.all_max([int(over), stop_requested(), div[0] if div else 0], dist)
+        stop = signum if trainer.step < tc.steps else 0
+        final = trainer.step >= tc.steps or (bool(over) and not stop)
+        ips = imgs_per_step * window_steps / max(time.perf_counter() - window_t, 1e-9)
         if bar is not None:
-            bar.close()
-        if tb is not None:
-            tb.close()
+            post = {"d": f"{losses['loss_d']:.3f}", "g": f"{losses['loss_g']:.3f}", "img/s": f"{ips:.0f}"}
+            for key in ("test_accuracy", *evaluator.metric_names):
+                if key in last_eval:
+                    post[key.replace("test_accuracy", "acc")] = f"{last_eval[key]:.4g}"
+            bar.set_postfix(post, refresh=False)
+            bar.update(1)
+        do_eval = trainer.step % tc.eval_every == 0 or final
+        do_save = trainer.step % tc.checkpoint_every == 0 or final or bool(stop)
+        if not div_step and (do_eval or do_save):
+            if not check_every_step:  # one read of the device-side record, then agree over ranks
+                div = trainer.divergence()
+                div_step = D_.all_max([div[0] if div else 0], dist)[0]
+            if not div_step and not _params_finite(trainer):
+                div_step = trainer.step
+        if div_step:
+            _close(bar, tb)
+            _diverged(trainer, folder, dist, div_step)
+        if do_eval:
+            last_eval = evaluator()
+            row = {
+                "step": trainer.step,
+                **trainer.pop_mean_losses(),
+                **last_eval,
+                "wall_seconds": round(trainer.wall_seconds, 3),
+                "images_per_second": round(ips, 1),
+            }
+            window_t, window_steps = time.perf_counter(), 0
+            if main:
+                _append_metrics(folder, row)
+                _write_samples(trainer, to_unit, folder)
+                if tb is not None:
+                    for k, v in row.items():
+                        if k != "step" and isinstance(v, (int, float)):
+                            tb.add_scalar(k, v, trainer.step)
+        if do_save:
+            _save(trainer, folder, dist)
+        if stop:
+            _close(bar, tb)
+            D_.barrier(dist)
+            raise StopRequested(stop, trainer.step, str(folder.root))
+        if over and trainer.step < tc.steps:
+            stopped_early = True
+            break
+    _close(bar, tb)
     if not main:
         D_.barrier(dist)  # leave together: a rank tearing down gloo while rank 0 still writes can abort
         return {}
@@ -478,6 +475,13 @@ def _loop(
     plot_curves(rows, folder.curves, f"{cfg.preset} ({folder.root.name})")
     D_.barrier(dist)
     return summary
+
+
+def _close(bar, tb) -> None:
+    if bar is not None:
+        bar.close()
+    if tb is not None:
+        tb.close()
 
 
 def _diverged(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo, step: int) -> None:
