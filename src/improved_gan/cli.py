@@ -334,7 +334,9 @@ class _ContinueAblationOnStop:
 
     def __exit__(self, kind, exc, tb):
         if isinstance(exc, StopRequested):
-            exc.continue_with = shlex.join(["improved-gan", *self.args.argv])
+            exc.continue_with = shlex.join(
+                ["improved-gan", *(getattr(self.args, "argv", None) or sys.argv[1:])]
+            )
         return False
 
 
