@@ -156,6 +156,7 @@ def _start_paused(tmp_path, fake_fmnist, out, *, rank: int, pause_at: int, resta
     return proc, int(mark.read_text())
 
 
+@pytest.mark.slow  # two torchrun starts (~35 s on the shared 2-core machine, plus the reference run)
 def test_sigkilled_worker_is_restarted_and_the_run_finishes_bit_identical(fake_fmnist, base_run, tmp_path):
     run = tmp_path / "run"
     # rank 1 pauses after step 3 (the step-2 checkpoint is written), and is killed there
@@ -171,6 +172,7 @@ def test_sigkilled_worker_is_restarted_and_the_run_finishes_bit_identical(fake_f
     assert summary["steps"] == 6 and summary["world_size"] == 2
 
 
+@pytest.mark.slow  # needs the reference torchrun run (~20 s)
 def test_evaluate_reads_a_torchrun_run(base_run, fake_fmnist, capsys):
     assert main(["evaluate", str(base_run), "--data-dir", str(fake_fmnist)]) == 0
     ev = json.loads((base_run / "evaluation.json").read_text())
@@ -178,7 +180,10 @@ def test_evaluate_reads_a_torchrun_run(base_run, fake_fmnist, capsys):
     assert ev["step"] == 6 and ev["test_accuracy"] == summary["test_accuracy"]
 
 
-def test_rank0_refusal_ends_every_rank_with_one_error_line(base_run, fake_fmnist):
+def test_rank0_refusal_ends_every_rank_with_one_error_line(fake_fmnist, tmp_path):
+    base_run = tmp_path / "run"  # a folder holding a run (written by one process: it is only refused here)
+    (base_run / "checkpoints").mkdir(parents=True)
+    (base_run / "config.json").write_text("{}")
     cmd = _torchrun_cmd("-m", "improved_gan", "train", "fmnist-ssl", "--out", str(base_run))
     t0 = time.time()
     p = subprocess.run(
