@@ -263,6 +263,35 @@ def test_divergence_stops_with_one_error_line_and_keeps_the_last_finite_checkpoi
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == saved
 
 
+def test_divergence_is_read_at_the_checkpoint_where_steps_are_not_checked(
+    fake_fmnist, tmp_path, monkeypatch, capsys
+):
+    """The CUDA path (no host read per step), run on the CPU: the step-3 NaN is reported from the record at the
+    step-4 checkpoint, which is not written."""
+    from improved_gan.training import loop
+    from improved_gan.training import run as run_mod
+
+    monkeypatch.setattr(run_mod, "_check_every_step", lambda trainer: False)
+    steps = []
+    original = loop.Trainer.train_step
+
+    def counting(self):
+        steps.append(self.step + 1)
+        return original(self)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", counting)
+    run = tmp_path / "nan"
+    argv = ["train", "fmnist-ssl", "--data-dir", str(fake_fmnist), "--out", str(run), *TINY, "--steps", "20"]
+    assert main([*argv, "--checkpoint-every", "4", "--eval-every", "4", "--set", "optim.lr=1e30"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"error: {run}: training diverged at step 3 (loss_d = nan); no checkpoint was written"
+    )
+    assert steps == [1, 2, 3, 4]  # trained on to the checkpoint, then stopped there
+    assert not (run / "checkpoints" / "last.pt").exists()
+    assert not (run / "metrics.jsonl").read_text().strip()
+
+
 def test_divergence_before_any_checkpoint_writes_none(fake_fmnist, tmp_path, capsys):
     run = tmp_path / "nan"
     argv = ["train", "fmnist-ssl", "--data-dir", str(fake_fmnist), "--out", str(run), *TINY, "--steps", "6"]

@@ -344,6 +344,12 @@ def _tensorboard(folder: RunFolder):
     return SummaryWriter(log_dir=str(folder.root / "tensorboard"))
 
 
+def _check_every_step(trainer: Trainer) -> bool:
+    """Read the divergence record after every step? On the CPU (the losses are host floats already); not on CUDA,
+    where reading them would synchronise the host with the device once per step."""
+    return trainer.device.type == "cpu"
+
+
 def _params_finite(trainer: Trainer) -> bool:
     """All weights of G and D finite: one device reduction, read once (at a checkpoint or evaluation only)."""
     flags = [torch.isfinite(p).all() for p in (*trainer.G.parameters(), *trainer.D.parameters())]
@@ -373,7 +379,7 @@ def _loop(
     tc = cfg.train
     evaluator = _Evaluator(trainer, to_unit, data_dir=data_dir, device=device)
     main = dist.is_main
-    check_every_step = trainer.device.type == "cpu"
+    check_every_step = _check_every_step(trainer)
     bar = None
     if main and progress:
         from tqdm import tqdm
