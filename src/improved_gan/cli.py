@@ -1,7 +1,10 @@
 """The ``improved-gan`` command line (README, "Command line").
 
 Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
-status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback.
+status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback. Long runs (README,
+"Long runs on clusters"): a diverged run exits 3, a run file that cannot be written 74, a run stopped by SIGINT,
+SIGTERM or SIGUSR1 128 + the signal number (130, 143, 138) after writing a checkpoint and printing the command
+that continues it.
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
 
-from improved_gan.errors import UserError
+from improved_gan.errors import StopRequested, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,12 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a configuration field by its dotted name, e.g. optim.lr=0.001",
     )
+    p.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="continue the run in --out if it holds one of the same configuration, else start it "
+        "(for requeued jobs and torchrun --max-restarts)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p)
 
     p = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("run_dir")
-    p.add_argument("--time-budget", type=_positive_float, default=None, metavar="MINUTES")
+    p.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=None,
+        metavar="MINUTES",
+        help="train this many more minutes (also a run that stopped on its time budget)",
+    )
     p.add_argument("--quiet", action="store_true")
     _common(p)
 
@@ -292,29 +308,50 @@ def cmd_train(args) -> int:
     cfg = _resolve_config(args)
     _one_thread_for_toy_data(cfg.data.dataset, args.device)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset}-{_timestamp()}"
-    summary = train(
-        cfg,
-        out,
-        data_dir=args.data_dir,
-        device=args.device,
-        time_budget=args.time_budget,
-        progress=not args.quiet,
-    )
+    try:
+        summary = train(
+            cfg,
+            out,
+            data_dir=args.data_dir,
+            device=args.device,
+            time_budget=args.time_budget,
+            progress=not args.quiet,
+            auto_resume=args.auto_resume,
+        )
+    except StopRequested as exc:
+        exc.continue_with = _resume_command(out, args)
+        raise
     _print_summary(summary, out)
     return 0
+
+
+def _resume_command(run_dir, args) -> str:
+    """The exact command that continues a stopped run (``--data-dir``/``--device`` as given)."""
+    words = ["improved-gan", "resume", str(run_dir)]
+    if args.data_dir:
+        words += ["--data-dir", args.data_dir]
+    if args.device != "cpu":
+        words += ["--device", args.device]
+    cmd = shlex.join(words)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return cmd + (f" (under torchrun, {world} processes)" if world > 1 else "")
 
 
 def cmd_resume(args) -> int:
     from improved_gan.training.run import read_run_config, resume
 
     _one_thread_for_toy_data(read_run_config(args.run_dir)[0].data.dataset, args.device)
-    summary = resume(
-        args.run_dir,
-        data_dir=args.data_dir,
-        device=args.device,
-        time_budget=args.time_budget,
-        progress=not args.quiet,
-    )
+    try:
+        summary = resume(
+            args.run_dir,
+            data_dir=args.data_dir,
+            device=args.device,
+            time_budget=args.time_budget,
+            progress=not args.quiet,
+        )
+    except StopRequested as exc:
+        exc.continue_with = _resume_command(args.run_dir, args)
+        raise
     _print_summary(summary, Path(args.run_dir))
     return 0
 
@@ -353,21 +390,40 @@ def cmd_ablate(args) -> int:
     _one_thread_for_toy_data(get_preset(args.preset).data.dataset, args.device)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else None
     out = Path(args.out) if args.out else Path("runs") / f"ablate-{args.preset}"
-    result = run_ablation(
-        args.preset,
-        out,
-        variants=variants,
-        seeds=args.seeds,
-        time_budget=args.time_budget,
-        steps=args.steps,
-        overrides=tuple(args.overrides),
-        data_dir=args.data_dir,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    with _ContinueAblationOnStop(args, out):
+        result = run_ablation(
+            args.preset,
+            out,
+            variants=variants,
+            seeds=args.seeds,
+            time_budget=args.time_budget,
+            steps=args.steps,
+            overrides=tuple(args.overrides),
+            data_dir=args.data_dir,
+            device=args.device,
+            progress=not args.quiet,
+        )
     print(result["table"])
     print(f"wrote {out / 'ablation.json'}, {out / 'ablation.md'}, {out / 'ablation.png'}")
     return 0
+
+
+class _ContinueAblationOnStop:
+    """A stop request inside ``ablate`` continues with the same ``ablate`` command (finished runs are skipped,
+    the stopped one is resumed)."""
+
+    def __init__(self, args, out: Path):
+        self.args, self.out = args, out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, StopRequested):
+            exc.continue_with = shlex.join(
+                ["improved-gan", *(getattr(self.args, "argv", None) or sys.argv[1:])]
+            )
+        return False
 
 
 def cmd_toy(args) -> int:
@@ -396,18 +452,35 @@ _COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # bad options (exit 2, message already printed) or --help (exit 0)
         return int(exc.code or 0)
+    args.argv = argv
+    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports a run's outcome
     try:
         return _COMMANDS[args.command](args)
+    except StopRequested as exc:
+        if rank0:
+            where = (
+                f"{exc.folder} at step {exc.step}, checkpoint written"
+                if exc.started
+                else f"before starting {exc.folder}"
+            )
+            then = getattr(exc, "continue_with", f"improved-gan resume {shlex.quote(exc.folder)}")
+            print(
+                f"stopped by {exc.signal_name}: {where}; continue with: {then}",
+                file=sys.stderr,
+            )
+        return exc.exit_code
     except UserError as exc:
-        msg = " ".join(str(exc).split())
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        if not exc.quiet:
+            msg = " ".join(str(exc).split())
+            print(f"error: {msg}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted (the checkpoints written before are intact)", file=sys.stderr)
         return 130
     except Exception:  # noqa: BLE001 - unexpected: keep the traceback for a bug report
         traceback.print_exc()

@@ -1,7 +1,10 @@
 """``improved-gan ablate PRESET``: every ablation variant for every seed, then a table and a plot.
 
 Runs go to ``OUT/<variant>/seed<k>``; a run with a ``summary.json`` is finished and skipped, a run with only a
-checkpoint is resumed, so an interrupted ablation continues where it stopped. The results are
+checkpoint is resumed, so an interrupted ablation continues where it stopped. A stop request (SIGINT, SIGTERM,
+SIGUSR1) ends the ablation after the current run's checkpoint; the same command continues it. A run that
+diverges is recorded as such (its ``summary.json`` says ``diverged``), left out of the means and named under the
+table; the other runs go on. The results are
 ``ablation.json`` (every run's summary, plus mean and population std per variant), ``ablation.md`` (a table in the
 form of the paper's Table 3: variant, metric mean +- std over seeds, and a last row with the same metrics of real
 data, the ceiling, at the preset's number of evaluation samples) and ``ablation.png`` (the main metric per variant
@@ -13,17 +16,18 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from improved_gan.errors import ConfigError, UserError
+from improved_gan.errors import ConfigError, DivergenceError, StopRequested, UserError
 from improved_gan.metrics import real_data_ceiling
 from improved_gan.training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from improved_gan.training.config import override
 from improved_gan.training.presets import get_preset, variants_of
-from improved_gan.training.run import RunFolder, resume, train
+from improved_gan.training.run import RunFolder, resume, stop_requested, stop_requests, train
 
 #: The metrics reported per data set, the first one plotted. Lower is better for distances and KL.
 _REPORT = {
@@ -72,27 +76,14 @@ def run_ablation(
     names = [""] + [v for v in chosen if v != ""]
     sets = list(overrides) + ([f"train.steps={steps}"] if steps else [])
     runs: dict[str, list[dict[str, Any]]] = {}
-    for v in names:
-        cfg_v = get_preset(preset + v) if v else base
-        for seed in range(1, seeds + 1):
-            cfg = override(cfg_v, sets + [f"seed={seed}"])
-            folder = RunFolder(out / (v or "all") / f"seed{seed}")
-            if folder.summary.exists():
-                summary = json.loads(folder.summary.read_text())
-            elif folder.last.exists():
-                summary = resume(
-                    folder.root, data_dir=data_dir, device=device, time_budget=time_budget, progress=progress
-                )
-            else:
-                summary = train(
-                    cfg,
-                    folder.root,
-                    data_dir=data_dir,
-                    device=device,
-                    time_budget=time_budget,
-                    progress=progress,
-                )
-            runs.setdefault(v, []).append({"seed": seed, "folder": str(folder.root), **summary})
+    with stop_requests():
+        for v in names:
+            cfg_v = get_preset(preset + v) if v else base
+            for seed in range(1, seeds + 1):
+                cfg = override(cfg_v, sets + [f"seed={seed}"])
+                folder = RunFolder(out / (v or "all") / f"seed{seed}")
+                summary = _run_one(cfg, folder, data_dir, device, time_budget, progress)
+                runs.setdefault(v, []).append({"seed": seed, "folder": str(folder.root), **summary})
     keys = _REPORT.get(base.data.dataset, ())
     result = _aggregate(preset, runs, keys)
     n_eval = override(base, sets).train.eval_samples
@@ -102,6 +93,25 @@ def run_ablation(
     atomic_write_text(out / "ablation.md", result["table"] + "\n")
     _plot(out / "ablation.png", preset, result, keys)
     return result
+
+
+def _run_one(cfg, folder: RunFolder, data_dir, device, time_budget, progress) -> dict[str, Any]:
+    """One run of the ablation: its summary (read if finished, else resumed or trained)."""
+    if folder.summary.exists():
+        return json.loads(folder.summary.read_text())
+    if stop_requested():  # a stop signal between two runs: start no new one
+        raise StopRequested(stop_requested(), 0, str(folder.root), started=False)
+    try:
+        if folder.last.exists():
+            return resume(
+                folder.root, data_dir=data_dir, device=device, time_budget=time_budget, progress=progress
+            )
+        return train(
+            cfg, folder.root, data_dir=data_dir, device=device, time_budget=time_budget, progress=progress
+        )
+    except DivergenceError as exc:
+        print(f"warning: {exc}; counted as diverged", file=sys.stderr)
+        return json.loads(folder.summary.read_text()) if folder.summary.exists() else {"status": "diverged"}
 
 
 def _aggregate(preset: str, runs: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -144,6 +154,14 @@ def _table(preset: str, result: dict[str, Any], keys: tuple[str, ...]) -> str:
     elif ceiling:
         cells = [f"{ceiling[k]:.3f}" if k in ceiling else "n/a" for k in keys]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    diverged = [
+        f"{row['variant']} seed {r['seed']}" + (f" (step {r['diverged']['step']})" if "diverged" in r else "")
+        for row in result["variants"]
+        for r in row["runs"]
+        if r.get("status") == "diverged"
+    ]
+    if diverged:
+        lines += ["", "Diverged (left out of the means): " + ", ".join(diverged)]
     return "\n".join(lines)
 
 

@@ -2,7 +2,12 @@
 
 Every file of a run folder is written to a temporary file in the same folder, flushed, fsync'ed and renamed over
 the target, so a reader (or a resume after SIGKILL) sees either the old complete file or the new complete one.
-A checkpoint is a dict of tensors, numbers, strings and state dicts, tagged with :data:`FORMAT`; anything else
+The file gets the mode an ordinary ``open()`` would give it (``0o666`` less the umask: 0644 under the usual
+umask 022), not the 0600 of a bare temporary file. A failed write (a full disk, no permission) removes the
+temporary file, leaves the previous file untouched and raises :class:`~improved_gan.errors.StorageError` naming
+the file and the reason (README, "Long runs on clusters").
+
+A checkpoint is a dict of CPU tensors, numbers, strings and state dicts, tagged with :data:`FORMAT`; anything else
 is refused with :class:`~improved_gan.errors.CheckpointError` (never unpickled: ``weights_only=True``).
 """
 
@@ -12,32 +17,67 @@ import io
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from improved_gan.errors import CheckpointError
+from improved_gan.errors import CheckpointError, StorageError
 
 FORMAT = "improved-gan-checkpoint-v1"
 GENERATOR_FORMAT = "improved-gan-generator-v1"
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read from ``/proc`` where available, else by setting and restoring it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
+    """One-line :class:`StorageError` for an OSError while writing ``path`` (e.g. ``No space left on device``)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return StorageError(f"{path}: cannot write ({reason})")
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+
+    The mode follows the umask; on any failure (OSError, or an interrupt) the temporary file is removed and the
+    previous ``path`` is left as it was. OSError is raised as :class:`StorageError` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -48,14 +88,38 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, fmt: str = FORMAT) -> None:
-    """Serialise ``state`` (plus the format tag) to memory, check it reads back safely, then write atomically."""
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor (in nested dicts, lists and tuples) moved to the CPU; other values unchanged.
+
+    Checkpoints of a CUDA run must load with ``torch.load(path, weights_only=True)`` on a machine without CUDA.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_cpu(v) for v in obj)
+    return obj
+
+
+def checkpoint_bytes(state: dict[str, Any], *, fmt: str = FORMAT) -> bytes:
+    """The bytes :func:`save_checkpoint` writes: ``state`` on the CPU plus the format tag, checked to read back
+    with ``weights_only=True`` (so a good file is never replaced by one that cannot be loaded)."""
     buf = io.BytesIO()
-    torch.save({"format": fmt, **state}, buf)
+    torch.save({"format": fmt, **to_cpu(state)}, buf)
     data = buf.getvalue()
-    # Refuse to write what could not be loaded with weights_only=True: never replace a good file by a bad one.
     torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return data
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, fmt: str = FORMAT) -> bytes:
+    """Serialise ``state`` (on the CPU, plus the format tag) to memory, check it reads back safely, then write it
+    atomically; returns the bytes written (for a copy such as ``keep_every``'s)."""
+    data = checkpoint_bytes(state, fmt=fmt)
     atomic_write_bytes(path, data)
+    return data
 
 
 def load_checkpoint(

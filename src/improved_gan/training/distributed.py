@@ -54,7 +54,18 @@ def init_from_env(device: str) -> DistInfo:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if restart is None:
+            dist.init_process_group(backend=backend)
+        else:
+            # torchrun shares one TCP store across the rounds of an elastic restart, so the keys through which
+            # gloo/NCCL exchange addresses would still hold the dead attempt's values: a restarted rank could
+            # read a killed peer's address (connection refused). One key prefix per attempt avoids that.
+            from torch.distributed.rendezvous import rendezvous
+
+            store, _, _ = next(rendezvous("env://", rank, world))
+            store = dist.PrefixStore(f"improved-gan/attempt-{restart}", store)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
 
 
@@ -138,3 +149,43 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def all_max(values: list[int], info: DistInfo) -> list[int]:
+    """Element-wise maximum over ranks of a few integers, in ONE collective (e.g. the per-step stop decision:
+    time budget over, a stop signal's number, a divergence; README, "Long runs on clusters")."""
+    if not info.enabled:
+        return list(values)
+    device = f"cuda:{info.local_rank}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
+
+def rank0_decides(fn, info: DistInfo):
+    """Run ``fn()`` on rank 0 only and share its outcome: its return value on every rank, or, when it raised a
+    :class:`~improved_gan.errors.UserError`, the same error on every rank (rank 0's own; on the other ranks a
+    copy marked ``quiet``, so the command line prints it once). Every rank then exits cleanly instead of waiting
+    for rank 0 until torchrun kills it."""
+    from improved_gan.errors import UserError
+
+    if not info.enabled:
+        return fn()
+    outcome: list = [None]
+    error = None
+    if info.is_main:
+        try:
+            outcome = [("ok", fn())]
+        except UserError as exc:
+            error = exc
+            outcome = [("error", type(exc).__name__, str(exc), exc.exit_code)]
+    dist.broadcast_object_list(outcome, src=0)
+    kind = outcome[0]
+    if kind[0] == "ok":
+        return kind[1]
+    dist.barrier()  # leave together: torchrun kills the ranks still running once one exits with an error
+    if error is not None:
+        raise error
+    copy = UserError(kind[2])
+    copy.exit_code, copy.quiet = kind[3], True
+    raise copy

@@ -31,7 +31,10 @@ def evaluate_run(
     folder = RunFolder(root)
     cfg, _run = read_run_config(folder.root)
     state = load_checkpoint(folder.last)
-    trainer, to_unit = build_trainer(cfg, data_dir=data_dir, device=device, state=state, source=folder.last)
+    # the weights only: evaluation draws no training random numbers, so a run of any number of processes loads
+    trainer, to_unit = build_trainer(
+        cfg, data_dir=data_dir, device=device, state=state, source=folder.last, restore_rng=False
+    )
     data = trainer.data
     out: dict[str, Any] = {"step": trainer.step}
     if data.test_x is not None and cfg.loss.use_labels:

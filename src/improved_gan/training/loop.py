@@ -313,6 +313,19 @@ class Trainer:
         self.G.train(was_training)
         return torch.cat(out)
 
+    @torch.no_grad()
+    def refresh_vbn_reference(self) -> None:
+        """Recompute the generator's VBN reference statistics (paper §3.5) from the fixed reference batch through
+        the CURRENT weights (eval mode, no gradient), as :meth:`generate` does. A step's reference pass precedes
+        its generator update, so without this a ``generator.pt`` written after a step holds stale statistics."""
+        if not self.vbn:
+            return
+        was_training = self.G.training
+        self.G.eval()
+        with virtual_batch_reference(self.G):
+            self.G(self.z_ref)
+        self.G.train(was_training)
+
     # ------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         rng = self._gather_rng()
@@ -341,7 +354,9 @@ class Trainer:
             state["labeled_indices"] = self.lab_idx
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, restore_rng: bool = True) -> None:
+        """Restore a :meth:`state_dict`. ``restore_rng=False`` leaves the random streams alone (evaluation of a
+        run needs the weights only, whatever the number of processes that wrote the checkpoint)."""
         self.step = int(state["step"])
         self.wall_seconds = float(state["wall_seconds"])
         self.loss_sums = {k: float(v) for k, v in state["loss_sums"].items()}
@@ -357,6 +372,8 @@ class Trainer:
         if self.ha_d is not None:
             self.ha_d.load_state_dict(state["ha_d"])
             self.ha_g.load_state_dict(state["ha_g"])
+        if not restore_rng:
+            return
         rng = state["rng"]
         saved_world = len(rng["torch"])
         if saved_world != self.dist.world_size:

@@ -7,10 +7,13 @@ which owns the schedule of evaluations, sample grids and checkpoints. Only rank 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,14 @@ from typing import Any
 import torch
 
 from improved_gan.data import is_toy, load_dataset, load_toy
-from improved_gan.errors import CheckpointError, UserError
+from improved_gan.errors import (
+    CheckpointError,
+    ConfigError,
+    DivergenceError,
+    RunInUseError,
+    StopRequested,
+    UserError,
+)
 from improved_gan.training import distributed as D_
 from improved_gan.training.checkpoint import (
     GENERATOR_FORMAT,
@@ -27,6 +37,7 @@ from improved_gan.training.checkpoint import (
     atomic_write_text,
     load_checkpoint,
     save_checkpoint,
+    storage_error,
 )
 from improved_gan.training.config import Config, from_dict
 from improved_gan.training.images import save_grid, save_scatter
@@ -157,22 +168,130 @@ def _write_samples(trainer: Trainer, to_unit, folder: RunFolder) -> None:
     atomic_write_bytes(folder.samples / "latest.png", path.read_bytes())
 
 
-def _save_generator(trainer: Trainer, folder: RunFolder) -> None:
-    save_checkpoint(
-        folder.generator,
-        {"step": trainer.step, "G": trainer.G.state_dict(), "config": trainer.cfg.to_json()},
-        fmt=GENERATOR_FORMAT,
-    )
-
-
 def _save(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo) -> None:
+    """``checkpoints/last.pt`` (plus a ``keep_every`` copy, written atomically too) and ``generator.pt``.
+
+    The VBN reference statistics are refreshed for the current weights first (on every rank, so ranks stay
+    identical): a step's reference pass precedes its generator update, so ``generator.pt`` would otherwise hold
+    statistics one update old. Saved tensors are on the CPU."""
+    trainer.refresh_vbn_reference()
     state = trainer.state_dict()  # collective under torchrun (gathers every rank's RNG state)
     if dist.is_main:
-        save_checkpoint(folder.last, state)
+        data = save_checkpoint(folder.last, state)
         keep = trainer.cfg.train.keep_every
         if keep and trainer.step % keep == 0:
-            shutil.copyfile(folder.last, folder.checkpoints / f"step_{trainer.step:07d}.pt")
-        _save_generator(trainer, folder)
+            atomic_write_bytes(folder.checkpoints / f"step_{trainer.step:07d}.pt", data)
+        save_checkpoint(
+            folder.generator,
+            {"step": trainer.step, "G": trainer.G.state_dict(), "config": trainer.cfg.to_json()},
+            fmt=GENERATOR_FORMAT,
+        )
+
+
+def _append_metrics(folder: RunFolder, row: dict[str, Any]) -> None:
+    try:
+        with open(folder.metrics, "a") as f:
+            f.write(json.dumps(_finite(row)) + "\n")
+    except OSError as exc:
+        raise storage_error(folder.metrics, exc) from None
+
+
+# ------------------------------------------------------------------------------------------- stop requests
+STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s is not None
+)
+
+
+class _StopState:
+    signum = 0  # the first stop signal received (0: none)
+    depth = 0  # nesting of stop_requests() (ablate around train/resume)
+
+
+_stop = _StopState()
+
+
+def stop_requested() -> int:
+    """The number of the first stop signal received inside :func:`stop_requests`, or 0."""
+    return _stop.signum
+
+
+def _handle_stop(signum, frame) -> None:
+    """Set the flag only: the loop stops at the next step boundary (never in the middle of a step). A repeated
+    SIGINT of a single process aborts at once (the previous checkpoint stays intact: files are replaced
+    atomically); under torchrun repeats are ignored, as the agent forwards the signal it received itself."""
+    if _stop.signum and signum == signal.SIGINT and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        raise KeyboardInterrupt
+    if not _stop.signum:
+        _stop.signum = signum
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """Within this context SIGINT, SIGTERM and SIGUSR1 request a stop (:func:`stop_requested`) instead of
+    killing the process; the previous handlers come back on exit. The outermost context installs the handlers
+    and clears the flag; in a thread other than the main one it does nothing (Python delivers signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _stop.depth:
+        _stop.depth += 1
+        try:
+            yield
+        finally:
+            _stop.depth -= 1
+        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    _stop.signum, _stop.depth = 0, 1
+    for s in STOP_SIGNALS:
+        signal.signal(s, _handle_stop)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        _stop.depth = 0
+
+
+# ------------------------------------------------------------------------------------------------- the lock
+class RunLock:
+    """One writer per run folder: an exclusive, non-blocking ``fcntl.flock`` on ``DIR/.lock``.
+
+    The kernel drops the lock when its holder exits, however it dies (SIGKILL included), so a killed run never
+    leaves the folder locked. The file keeps the holder's process id for the error message."""
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / ".lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise RunInUseError(
+                f"{self.path.parent}: in use by another improved-gan process (pid {holder}); "
+                "wait for it to finish or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -225,6 +344,18 @@ def _tensorboard(folder: RunFolder):
     return SummaryWriter(log_dir=str(folder.root / "tensorboard"))
 
 
+def _check_every_step(trainer: Trainer) -> bool:
+    """Read the divergence record after every step? On the CPU (the losses are host floats already); not on CUDA,
+    where reading them would synchronise the host with the device once per step."""
+    return trainer.device.type == "cpu"
+
+
+def _params_finite(trainer: Trainer) -> bool:
+    """All weights of G and D finite: one device reduction, read once (at a checkpoint or evaluation only)."""
+    flags = [torch.isfinite(p).all() for p in (*trainer.G.parameters(), *trainer.D.parameters())]
+    return bool(torch.stack(flags).all().item())
+
+
 def _loop(
     trainer: Trainer,
     to_unit,
@@ -236,10 +367,19 @@ def _loop(
     time_budget: float | None,
     progress: bool,
 ) -> dict[str, Any]:
+    """Train to ``cfg.train.steps``; evaluate, write samples and checkpoint on schedule.
+
+    Per step, one decision shared by every rank (a single all-reduce under torchrun): the time budget is over, a
+    stop signal arrived (:func:`stop_requests`), or (on the CPU, where the step's losses are already host floats)
+    a loss was not finite. On CUDA divergence is read only at evaluations and checkpoints, so the check adds no
+    host synchronisation per step. A diverged run is never saved: :class:`DivergenceError` (README, "Long runs on
+    clusters"). A stop request writes a checkpoint at the step reached and raises :class:`StopRequested`.
+    """
     cfg = trainer.cfg
     tc = cfg.train
     evaluator = _Evaluator(trainer, to_unit, data_dir=data_dir, device=device)
     main = dist.is_main
+    check_every_step = _check_every_step(trainer)
     bar = None
     if main and progress:
         from tqdm import tqdm
@@ -265,8 +405,10 @@ def _loop(
         trainer.wall_seconds = wall0 + time.perf_counter() - start
         window_steps += 1
         over = time_budget is not None and trainer.wall_seconds >= time_budget * 60.0
-        over = D_.broadcast_flag(over, dist)
-        final = trainer.step >= tc.steps or over
+        div = trainer.divergence() if check_every_step else None
+        over, signum, div_step = D_.all_max([int(over), stop_requested(), div[0] if div else 0], dist)
+        stop = signum if trainer.step < tc.steps else 0
+        final = trainer.step >= tc.steps or (bool(over) and not stop)
         ips = imgs_per_step * window_steps / max(time.perf_counter() - window_t, 1e-9)
         if bar is not None:
             post = {"d": f"{losses['loss_d']:.3f}", "g": f"{losses['loss_g']:.3f}", "img/s": f"{ips:.0f}"}
@@ -275,7 +417,18 @@ def _loop(
                     post[key.replace("test_accuracy", "acc")] = f"{last_eval[key]:.4g}"
             bar.set_postfix(post, refresh=False)
             bar.update(1)
-        if trainer.step % tc.eval_every == 0 or final:
+        do_eval = trainer.step % tc.eval_every == 0 or final
+        do_save = trainer.step % tc.checkpoint_every == 0 or final or bool(stop)
+        if not div_step and (do_eval or do_save):
+            if not check_every_step:  # one read of the device-side record, then agree over ranks
+                div = trainer.divergence()
+                div_step = D_.all_max([div[0] if div else 0], dist)[0]
+            if not div_step and not _params_finite(trainer):
+                div_step = trainer.step
+        if div_step:
+            _close(bar, tb)
+            _diverged(trainer, folder, dist, div_step)
+        if do_eval:
             last_eval = evaluator()
             row = {
                 "step": trainer.step,
@@ -286,22 +439,22 @@ def _loop(
             }
             window_t, window_steps = time.perf_counter(), 0
             if main:
-                with open(folder.metrics, "a") as f:
-                    f.write(json.dumps(_finite(row)) + "\n")
+                _append_metrics(folder, row)
                 _write_samples(trainer, to_unit, folder)
                 if tb is not None:
                     for k, v in row.items():
                         if k != "step" and isinstance(v, (int, float)):
                             tb.add_scalar(k, v, trainer.step)
-        if trainer.step % tc.checkpoint_every == 0 or final:
+        if do_save:
             _save(trainer, folder, dist)
+        if stop:
+            _close(bar, tb)
+            D_.barrier(dist)
+            raise StopRequested(stop, trainer.step, str(folder.root))
         if over and trainer.step < tc.steps:
             stopped_early = True
             break
-    if bar is not None:
-        bar.close()
-    if tb is not None:
-        tb.close()
+    _close(bar, tb)
     if not main:
         D_.barrier(dist)  # leave together: a rank tearing down gloo while rank 0 still writes can abort
         return {}
@@ -309,6 +462,7 @@ def _loop(
     final_eval = rows[-1] if rows else {}
     summary: dict[str, Any] = {
         "preset": cfg.preset,
+        "status": "stopped_by_time_budget" if stopped_early else "finished",
         "steps": trainer.step,
         "steps_planned": tc.steps,
         "stopped_by_time_budget": stopped_early,
@@ -327,6 +481,55 @@ def _loop(
     plot_curves(rows, folder.curves, f"{cfg.preset} ({folder.root.name})")
     D_.barrier(dist)
     return summary
+
+
+def _close(bar, tb) -> None:
+    if bar is not None:
+        bar.close()
+    if tb is not None:
+        tb.close()
+
+
+def _diverged(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo, step: int) -> None:
+    """Stop a run whose loss (or weights) became non-finite at ``step``: nothing of that state is saved;
+    rank 0 writes ``summary.json`` with ``status: diverged``; every rank raises :class:`DivergenceError`."""
+    div = trainer.divergence()
+    if div is not None:
+        step, what = div[0], f"{div[1]} = {div[2]}"
+    elif step == trainer.step:
+        what = "non-finite weights"
+    else:
+        what = "a non-finite loss on another process"
+    saved = None
+    if folder.last.is_file():
+        try:
+            saved = int(load_checkpoint(folder.last)["step"]) if dist.is_main else None
+        except CheckpointError:
+            saved = None
+    where = (
+        f"{folder.last} holds step {saved}, the last finite state"
+        if saved is not None
+        else "no checkpoint was written"
+    )
+    msg = (
+        f"{folder.root}: training diverged at step {step} ({what}); {where}; "
+        "lower optim.lr or change the configuration and start a new run"
+    )
+    if dist.is_main:
+        summary = {
+            "preset": trainer.cfg.preset,
+            "status": "diverged",
+            "diverged": {"step": step, "what": what},
+            "steps": saved or 0,
+            "steps_planned": trainer.cfg.train.steps,
+            "stopped_by_time_budget": False,
+            "world_size": dist.world_size,
+        }
+        atomic_write_json(folder.summary, summary)
+    D_.barrier(dist)
+    err = DivergenceError(msg)
+    err.quiet = not dist.is_main
+    raise err
 
 
 def _run_section(
@@ -351,41 +554,100 @@ def train(
     device: str = "cpu",
     time_budget: float | None = None,
     progress: bool = True,
+    auto_resume: bool = False,
 ) -> dict[str, Any]:
-    """Start a new run of ``cfg`` in folder ``out`` (which must not hold a run yet); returns the summary."""
+    """Start a new run of ``cfg`` in folder ``out``; returns the summary.
+
+    ``out`` must not hold a run yet, unless ``auto_resume``: then a folder holding a run of the same
+    configuration (:func:`config_differences` empty) is continued as :func:`resume` would, with
+    ``time_budget`` as a NEW budget from now; a folder of another configuration is refused (ConfigError naming
+    the first differing keys). Raises :class:`StopRequested` after a stop signal (checkpoint written),
+    :class:`DivergenceError` when a loss becomes non-finite, :class:`RunInUseError` when a live process holds the
+    folder (README, "Long runs on clusters")."""
     dist = D_.init_from_env(device)
+    folder = RunFolder(out)
+    lock = RunLock(folder.root)
     try:
-        folder = RunFolder(out)
-        if dist.is_main and (folder.last.exists() or folder.config.exists()):
-            raise UserError(
-                f"{folder.root}: already holds a run; use 'improved-gan resume {folder.root}' "
-                "or choose another --out"
+        with stop_requests():
+
+            def decide() -> str:
+                lock.acquire()
+                if not (folder.last.exists() or folder.config.exists()):
+                    return "start"
+                if not auto_resume:
+                    raise UserError(
+                        f"{folder.root}: already holds a run; use 'improved-gan resume {folder.root}', "
+                        "--auto-resume, or another --out"
+                    )
+                stored, _run = read_run_config(folder.root)
+                diff = config_differences(stored, cfg)
+                if diff:
+                    shown = "; ".join(f"{k}: {a!r} in the folder, {b!r} now" for k, a, b in diff[:3])
+                    more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
+                    raise ConfigError(
+                        f"{folder.root}: holds a run of another configuration ({shown}{more}); "
+                        "choose another --out or the same settings"
+                    )
+                return "resume" if folder.last.exists() else "start"
+
+            action = D_.rank0_decides(decide, dist)
+            if action == "resume":
+                return _continue(
+                    folder,
+                    dist,
+                    data_dir=data_dir,
+                    device=device,
+                    time_budget=time_budget,
+                    progress=progress,
+                    new_budget=True,
+                )
+            if device.startswith("cuda") and dist.enabled:
+                device = f"cuda:{dist.local_rank}"
+            trainer, to_unit = build_trainer(cfg, data_dir=data_dir, device=device, dist=dist)
+            _check_metrics_available(trainer, data_dir)
+            if dist.is_main:
+                folder.root.mkdir(parents=True, exist_ok=True)
+                folder.samples.mkdir(exist_ok=True)
+                folder.checkpoints.mkdir(exist_ok=True)
+                atomic_write_json(
+                    folder.config,
+                    {**cfg.to_dict(), "run": _run_section(cfg, trainer.data, dist, time_budget)},
+                )
+                atomic_write_text(folder.metrics, "")
+                if folder.summary.exists():
+                    folder.summary.unlink()
+            return _loop(
+                trainer,
+                to_unit,
+                folder,
+                dist=dist,
+                data_dir=data_dir,
+                device=device,
+                time_budget=time_budget,
+                progress=progress,
             )
-        D_.barrier(dist)
-        if device.startswith("cuda") and dist.enabled:
-            device = f"cuda:{dist.local_rank}"
-        trainer, to_unit = build_trainer(cfg, data_dir=data_dir, device=device, dist=dist)
-        _check_metrics_available(trainer, data_dir)
-        if dist.is_main:
-            folder.root.mkdir(parents=True, exist_ok=True)
-            folder.samples.mkdir(exist_ok=True)
-            folder.checkpoints.mkdir(exist_ok=True)
-            atomic_write_json(
-                folder.config, {**cfg.to_dict(), "run": _run_section(cfg, trainer.data, dist, time_budget)}
-            )
-            atomic_write_text(folder.metrics, "")
-        return _loop(
-            trainer,
-            to_unit,
-            folder,
-            dist=dist,
-            data_dir=data_dir,
-            device=device,
-            time_budget=time_budget,
-            progress=progress,
-        )
     finally:
+        lock.release()
         D_.shutdown(dist)
+
+
+def config_differences(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every field where two configurations differ, in field order.
+
+    Every field counts (the seed, the number of steps, the checkpoint schedule, ...): a run continued by
+    ``--auto-resume`` is exactly the run the command asks for. The ``run`` section of ``config.json`` (world
+    size, time budget, torch version) is not part of the configuration."""
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in list(x) + [k for k in y if k not in x]:
+                walk(x.get(k), y.get(k), f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
+        elif x != y:
+            out.append((prefix, x, y))
+
+    walk(json.loads(json.dumps(a.to_dict())), json.loads(json.dumps(b.to_dict())), "")
+    return out
 
 
 def resume(
@@ -396,40 +658,105 @@ def resume(
     time_budget: float | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Continue the run in ``root`` from ``checkpoints/last.pt``; the result equals an uninterrupted run."""
+    """Continue the run in ``root`` from ``checkpoints/last.pt``; the result equals an uninterrupted run.
+
+    A run that finished, or stopped on its time budget, is left as it is (its summary is returned) unless
+    ``time_budget`` is given: that many more minutes of training from now. Without it, a run stopped by a signal
+    or a crash continues under the budget it was started with (total training time)."""
     dist = D_.init_from_env(device)
+    folder = RunFolder(root)
+    lock = RunLock(folder.root)
     try:
-        folder = RunFolder(root)
-        cfg, run = read_run_config(folder.root)
-        state = load_checkpoint(folder.last)
-        if device.startswith("cuda") and dist.enabled:
-            device = f"cuda:{dist.local_rank}"
-        trainer, to_unit = build_trainer(
-            cfg, data_dir=data_dir, device=device, dist=dist, state=state, source=folder.last
-        )
-        if trainer.step >= cfg.train.steps and folder.summary.exists():
-            summary = json.loads(folder.summary.read_text())
-            if dist.is_main:
-                print(f"{folder.root}: already finished at step {trainer.step}", file=sys.stderr)
-            return summary
-        _check_metrics_available(trainer, data_dir)
-        if dist.is_main:
-            rows = [r for r in _read_metrics(folder.metrics) if r.get("step", 0) <= trainer.step]
-            atomic_write_text(folder.metrics, "".join(json.dumps(r) + "\n" for r in rows))
-        if time_budget is None:
-            time_budget = run.get("time_budget_minutes")
-        return _loop(
-            trainer,
-            to_unit,
-            folder,
-            dist=dist,
-            data_dir=data_dir,
-            device=device,
-            time_budget=time_budget,
-            progress=progress,
-        )
+        with stop_requests():
+
+            def take() -> None:
+                read_run_config(folder.root)  # "not a run folder" before creating a lock file in it
+                lock.acquire()
+
+            D_.rank0_decides(take, dist)
+            return _continue(
+                folder,
+                dist,
+                data_dir=data_dir,
+                device=device,
+                time_budget=time_budget,
+                progress=progress,
+                new_budget=time_budget is not None,
+            )
     finally:
+        lock.release()
         D_.shutdown(dist)
+
+
+def _continue(
+    folder: RunFolder,
+    dist: D_.DistInfo,
+    *,
+    data_dir: str | None,
+    device: str,
+    time_budget: float | None,
+    progress: bool,
+    new_budget: bool,
+) -> dict[str, Any]:
+    cfg, run = read_run_config(folder.root)
+    summary = _read_summary(folder)
+    if summary.get("status") == "diverged":
+        d = summary.get("diverged", {})
+        raise DivergenceError(
+            f"{folder.root}: this run diverged at step {d.get('step')} ({d.get('what')}); it cannot be "
+            "continued: start a new run with other settings (e.g. a lower optim.lr)"
+        )
+    state = load_checkpoint(folder.last)
+    if device.startswith("cuda") and dist.enabled:
+        device = f"cuda:{dist.local_rank}"
+    trainer, to_unit = build_trainer(
+        cfg, data_dir=data_dir, device=device, dist=dist, state=state, source=folder.last
+    )
+    budget_spent = summary.get("stopped_by_time_budget") and summary.get("steps") == trainer.step
+    if summary and (trainer.step >= cfg.train.steps or (budget_spent and not new_budget)):
+        if dist.is_main:
+            how = "stopped on its time budget" if trainer.step < cfg.train.steps else "already finished"
+            hint = "; give --time-budget MINUTES to train longer" if trainer.step < cfg.train.steps else ""
+            print(f"{folder.root}: {how} at step {trainer.step} of {cfg.train.steps}{hint}", file=sys.stderr)
+        D_.barrier(dist)
+        return summary if dist.is_main else {}
+    _check_metrics_available(trainer, data_dir)
+    if new_budget and time_budget is not None:
+        time_budget = trainer.wall_seconds / 60.0 + time_budget  # the run's total: spent + the new minutes
+    elif new_budget:
+        time_budget = None
+    else:
+        time_budget = run.get("time_budget_minutes")
+    if dist.is_main:
+        rows = [r for r in _read_metrics(folder.metrics) if r.get("step", 0) <= trainer.step]
+        atomic_write_text(folder.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+        if new_budget:
+            raw = json.loads(folder.config.read_text())
+            raw["run"]["time_budget_minutes"] = time_budget
+            atomic_write_json(folder.config, raw)
+        if folder.summary.exists():  # the run is not finished any more
+            folder.summary.unlink()
+    D_.barrier(dist)
+    return _loop(
+        trainer,
+        to_unit,
+        folder,
+        dist=dist,
+        data_dir=data_dir,
+        device=device,
+        time_budget=time_budget,
+        progress=progress,
+    )
+
+
+def _read_summary(folder: RunFolder) -> dict[str, Any]:
+    if not folder.summary.is_file():
+        return {}
+    try:
+        out = json.loads(folder.summary.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 def build_trainer(
@@ -440,13 +767,15 @@ def build_trainer(
     dist: D_.DistInfo | None = None,
     state: dict[str, Any] | None = None,
     source: Path | None = None,
+    restore_rng: bool = True,
 ) -> tuple[Trainer, Any]:
-    """Load the data and build the :class:`Trainer` of ``cfg``, restoring ``state`` (read from ``source``) if given."""
+    """Load the data and build the :class:`Trainer` of ``cfg``, restoring ``state`` (read from ``source``) if given
+    (``restore_rng=False``: the weights only, for evaluation, whatever the number of processes that trained)."""
     data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
     trainer = Trainer(cfg, data, device=device, dist=dist)
     if state is not None:
         try:
-            trainer.load_state_dict(state)
+            trainer.load_state_dict(state, restore_rng=restore_rng)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{source}: does not match the run's configuration ({exc})") from None
     return trainer, to_unit
