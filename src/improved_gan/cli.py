@@ -1,6 +1,6 @@
 """The ``improved-gan`` command line (README, "Command line").
 
-Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
+Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``score``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
 status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback.
 """
 
@@ -109,10 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="local Inception weights file (CIFAR-10, SVHN)")
     _common(p)
 
-    p = sub.add_parser("sample", help="write a grid of generated samples")
+    from improved_gan.scoring import add_score_parser
+
+    add_score_parser(sub)
+
+    p = sub.add_parser("sample", help="write a grid of generated samples, or the samples as an .npz array")
     p.add_argument("run_dir")
     p.add_argument("--num", type=_positive_int, default=100)
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, help="PNG grid, or .npz: key x, uint8 (N, C, H, W)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=_device, default="cpu")
 
@@ -192,10 +196,17 @@ def cmd_train(args) -> int:
     from improved_gan.training.presets import CLASSIFIER_PRESETS
 
     if args.preset in CLASSIFIER_PRESETS:
-        from improved_gan.metrics.classifier import train_classifier
+        from improved_gan.metrics.classifier import parse_train_options, train_classifier
 
         dataset = CLASSIFIER_PRESETS[args.preset][0]
-        kw = {"seed": args.seed} if args.seed is not None else {}
+        for flag in ("checkpoint_every", "eval_every", "time_budget"):
+            if getattr(args, flag) is not None:
+                raise UserError(
+                    f"--{flag.replace('_', '-')}: not used by the classifier preset {args.preset}"
+                )
+        kw = parse_train_options(args.overrides)
+        kw.update({"seed": args.seed} if args.seed is not None else {})
+        kw.update({"steps": args.steps} if args.steps is not None else {})
         result = train_classifier(
             dataset, data_dir=args.data_dir, out=args.out, device=args.device, progress=not args.quiet, **kw
         )
@@ -250,11 +261,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from improved_gan.scoring import run_score
+
+    return run_score(args)
+
+
 def cmd_sample(args) -> int:
     from improved_gan.training.evaluate import sample_run
 
+    if args.out.lower().endswith(".npz"):
+        from improved_gan.scoring import write_samples_npz
+
+        s = write_samples_npz(args.run_dir, num=args.num, out=args.out, seed=args.seed, device=args.device)
+        print(f"wrote {args.out} (key x: {s.describe().split(': ', 1)[1]})")
+        return 0
     if not args.out.lower().endswith(".png"):
-        raise UserError(f"--out {args.out}: expected a .png file name")
+        raise UserError(f"--out {args.out}: expected a .png or .npz file name")
     sample_run(args.run_dir, num=args.num, out=args.out, seed=args.seed, device=args.device)
     print(f"wrote {args.out}")
     return 0
@@ -303,6 +326,7 @@ _COMMANDS = {
     "train": cmd_train,
     "resume": cmd_resume,
     "evaluate": cmd_evaluate,
+    "score": cmd_score,
     "sample": cmd_sample,
     "ablate": cmd_ablate,
     "toy": cmd_toy,
