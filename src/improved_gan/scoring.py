@@ -6,7 +6,8 @@ Inputs (:func:`load_input`):
   ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` with C = 1 or 3, uint8 in [0, 255] or float in [0, 1] or
   [-1, 1] (``--range``, else detected; see :func:`detect_range`), or of features ``(N, D)``;
 - a folder of PNG/JPEG images of one size (read with Pillow, in sorted file-name order);
-- a run folder (it has ``config.json``): ``--num`` samples from its ``generator.pt``.
+- a run folder (it has ``config.json``): ``--num`` samples from its ``generator.pt``;
+- a data set split by name (``fashion-mnist-test``, as for ``--reference``), to score real data.
 
 Every image input becomes uint8 ``(N, C, H, W)``, the form the networks take (as if saved as PNG). The
 reference that FID, KID and precision/recall compare with is a second input, or a data set split
@@ -261,6 +262,14 @@ def load_input(
     if p.suffix.lower() not in (".npy", ".npz"):
         raise UserError(f"{p}: expected a .npy/.npz array, a folder of PNG/JPEG images, or a run folder")
     return array_to_samples(_load_array(p, key), str(p), value_range=value_range, layout=layout)
+
+
+def _is_split_name(name: str) -> bool:
+    from improved_gan.data import IMAGE_DATASETS
+
+    base, _, split = name.lower().rpartition("-")
+    base = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist"}.get(base, base)
+    return split in ("train", "test") and base in IMAGE_DATASETS
 
 
 def load_reference(
@@ -553,7 +562,10 @@ def run_score(args) -> int:
         seed=args.seed,
         device=args.device,
     )
-    first = load_input(args.input, **common)
+    if not Path(args.input).exists() and _is_split_name(args.input):  # e.g. fashion-mnist-test: real data
+        first = load_reference(args.input, data_dir=args.data_dir)
+    else:
+        first = load_input(args.input, **common)
     reference = None
     if args.input2 is not None:
         reference = load_input(args.input2, **common)

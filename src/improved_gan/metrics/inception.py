@@ -140,7 +140,7 @@ class InceptionScorer:
         pools, logits = [], []
         for start in range(0, images.shape[0], batch_size):
             x = to_uint8(images[start : start + batch_size]).to(self.device)  # (B, 3, H, W) uint8
-            if isinstance(self.net, InceptionV3TF2015):
+            if self.backend == "builtin":
                 pool = self.net.pool_features(x)  # (B, 2048)
                 y = pool @ self.net.fc.weight.T  # (B, 1008)
             else:  # torch-fidelity's extractor: a (pool, logits_unbiased) tuple
