@@ -281,3 +281,10 @@ def test_missing_inception_weights_say_where_to_put_them(tmp_path, monkeypatch, 
     code, _, err = _run(["score", str(tmp_path / "rgb.npy"), "--metrics", "is"], capsys)
     line = _one_error_line(err)
     assert code == 2 and inception_mod.WEIGHTS_NAME in line and str(tmp_path) in line
+
+
+def test_cli_choices_are_the_scoring_modules():
+    from improved_gan import cli, scoring
+
+    assert cli.SCORE_METRICS == tuple(scoring.METRICS)
+    assert cli.SCORE_RANGES == tuple(scoring.RANGES) and cli.SCORE_LAYOUTS == scoring.LAYOUTS

@@ -56,6 +56,21 @@ def _device(text: str) -> str:
     return text
 
 
+# improved_gan.scoring's METRICS, RANGES and LAYOUTS (not imported here: it imports torch)
+SCORE_METRICS = (
+    "is",
+    "fid",
+    "kid",
+    "pr",
+    "classifier_score",
+    "classifier_fd",
+    "classifier_kid",
+    "classifier_pr",
+)
+SCORE_RANGES = ("0,255", "0,1", "-1,1")
+SCORE_LAYOUTS = ("nchw", "nhwc", "nhw")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
@@ -109,9 +124,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="local Inception weights file (CIFAR-10, SVHN)")
     _common(p)
 
-    from improved_gan.scoring import add_score_parser
-
-    add_score_parser(sub)
+    p = sub.add_parser("score", help="score samples (.npz/.npy, an image folder or a run) with IS/FID/KID/PR")
+    p.add_argument("input", help=".npy/.npz array, folder of PNG/JPEG images, or run folder")
+    p.add_argument("input2", nargs="?", default=None, help="the reference to compare with (same forms)")
+    p.add_argument(
+        "--reference", default=None, metavar="NAME", help="a data set split, e.g. fashion-mnist-test"
+    )
+    p.add_argument("--metrics", default=None, help="comma-separated, from " + ",".join(SCORE_METRICS))
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
+    p.add_argument(
+        "--range",
+        default=None,
+        choices=SCORE_RANGES,
+        help="value range of float arrays (default: detected)",
+    )
+    p.add_argument(
+        "--layout", default=None, choices=SCORE_LAYOUTS, help="axis order of arrays (default: detected)"
+    )
+    p.add_argument("--key", default=None, help="the array of an .npz with several")
+    p.add_argument(
+        "--num", type=_positive_int, default=10_000, help="samples drawn from a run folder (10000)"
+    )
+    p.add_argument(
+        "--num-reference", type=_positive_int, default=None, help="random subset of a --reference split"
+    )
+    p.add_argument(
+        "--inception-weights", default=None, metavar="FILE", help="the 2015 Inception-v3 weights file"
+    )
+    p.add_argument("--inception-backend", default="auto", choices=["auto", "builtin", "torch-fidelity"])
+    p.add_argument("--classifier", default="fashion-mnist", help="the classifier of the classifier_* metrics")
+    p.add_argument(
+        "--splits", type=_positive_int, default=10, help="in-order splits of is/classifier_score (10)"
+    )
+    p.add_argument("--kid-subsets", type=_positive_int, default=100)
+    p.add_argument("--kid-subset-size", type=_positive_int, default=1000)
+    p.add_argument(
+        "--bootstrap", type=_positive_int, default=None, metavar="N", help="95%% intervals from N replicates"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of run sampling, subsets and the bootstrap")
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
+    )
+    p.add_argument("--device", type=_device, default="cpu")
 
     p = sub.add_parser("sample", help="write a grid of generated samples, or the samples as an .npz array")
     p.add_argument("run_dir")
