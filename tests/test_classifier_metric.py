@@ -106,7 +106,10 @@ def test_save_load_round_trip_and_weights_only_file(tiny, tmp_path):
 
 
 def test_missing_classifier_names_the_training_command(tmp_path, monkeypatch):
+    import improved_gan.metrics.classifier as classifier_mod
+
     monkeypatch.setenv("IMPROVED_GAN_CLASSIFIERS", str(tmp_path))
+    monkeypatch.setattr(classifier_mod, "PACKAGED_DIR", tmp_path / "nothing-shipped")
     assert classifier_path("fmnist") == tmp_path / "fashion-mnist-classifier-v1.pt"
     with pytest.raises(UserError, match="improved-gan train fmnist-classifier"):
         load_classifier("fashion-mnist")
@@ -160,3 +163,53 @@ def test_train_classifier_writes_a_versioned_file(tmp_path, monkeypatch):
     torch.testing.assert_close(loaded.test_sigma, torch.from_numpy(np.cov(feats.numpy(), rowvar=False)))
     assert result["real_classifier_score"] == pytest.approx(_numpy_score(probs.numpy(), 10)[0], rel=1e-9)
     assert loaded.metadata["test_accuracy"] == result["test_accuracy"]
+
+
+def test_user_classifier_overrides_the_packaged_one(tiny, tmp_path, monkeypatch):
+    import improved_gan.metrics.classifier as classifier_mod
+
+    shipped, user = tmp_path / "shipped", tmp_path / "user"
+    monkeypatch.setattr(classifier_mod, "PACKAGED_DIR", shipped)
+    monkeypatch.setenv("IMPROVED_GAN_CLASSIFIERS", str(user))
+    save_classifier(tiny, shipped / "fashion-mnist-classifier-v1.pt")
+    assert classifier_path("fmnist") == shipped / "fashion-mnist-classifier-v1.pt"
+    assert classifier_path("mnist") == user / "mnist-classifier-v1.pt"  # nothing shipped for MNIST
+    save_classifier(tiny, user / "fashion-mnist-classifier-v1.pt")
+    assert classifier_path("fmnist") == user / "fashion-mnist-classifier-v1.pt"
+
+
+def test_steps_replace_epochs(monkeypatch):
+    torch.manual_seed(0)
+    images, labels = _two_class_data(100, 0)  # 4 batches of 32 per epoch
+    model = SmallConvClassifier(1, 2, width=4, feature_dim=8)
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(m.training))
+    fit_classifier(model, images, labels, epochs=5, batch_size=32, steps=6)
+    assert calls == [True] * 6  # six optimizer steps, not 5 epochs x 4
+
+
+def test_cli_classifier_preset_honours_steps_and_rejects_unknown_keys(tmp_path, monkeypatch, capsys):
+    import improved_gan.data
+    from improved_gan.cli import main
+
+    train_x, train_y = _two_class_data(64, 0)
+    test_x, test_y = _two_class_data(20, 1)
+    fake = SimpleNamespace(
+        train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y, num_classes=2
+    )
+    monkeypatch.setattr(improved_gan.data, "load_dataset", lambda name, data_dir=None: fake, raising=False)
+    out = tmp_path / "c.pt"
+    argv = ["train", "fmnist-classifier", "--out", str(out), "--quiet", "--steps", "3"]
+    assert main(argv + ["--set", "width=4", "--set", "feature_dim=5", "--set", "batch_size=16"]) == 0
+    meta = load_classifier("fmnist", out).metadata
+    assert meta["steps"] == 3 and meta["batch_size"] == 16
+    capsys.readouterr()
+    for bad, match in [
+        (["--set", "foo=1"], "--set foo: unknown key for a classifier preset"),
+        (["--set", "lr=fast"], "expected a float"),
+        (["--set", "epochs=0"], "expected a positive value"),
+        (["--eval-every", "5"], "--eval-every: not used"),
+    ]:
+        assert main(["train", "fmnist-classifier", "--out", str(out), "--quiet", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0], err

@@ -117,3 +117,36 @@ def test_gaussian_statistics_invalid_input():
         gaussian_statistics(np.zeros((1, 3)))
     with pytest.raises(ValueError, match="N >= 2"):
         gaussian_statistics(np.zeros(5))
+
+
+def test_few_samples_warn_about_samples_versus_dimensions():
+    import warnings
+
+    from scipy.linalg import LinAlgWarning
+
+    from improved_gan.metrics import SingularCovarianceWarning
+
+    rng = np.random.default_rng(5)
+    with pytest.warns(SingularCovarianceWarning, match="30 samples of 64 features"):
+        gaussian_statistics(rng.normal(size=(30, 64)))
+    x = np.maximum(rng.normal(size=(100, 16)), 0)
+    x[:, :5] = 0  # constant features: singular covariances whatever N
+    y = np.maximum(rng.normal(size=(100, 16)), 0)
+    y[:, :5] = 0
+    (m1, s1), (m2, s2) = gaussian_statistics(x), gaussian_statistics(y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = frechet_distance(m1, s1, m2, s2)
+    kinds = [w.category for w in caught]
+    assert SingularCovarianceWarning in kinds and LinAlgWarning not in kinds
+    assert any("more samples than the 16 feature dimensions" in str(w.message) for w in caught)
+    # the value is the same formula on the 11 informative features (the zero block adds nothing)
+    s1r, s2r = s1[5:, 5:], s2[5:, 5:]
+    expected = ((m1 - m2) ** 2).sum() + np.trace(s1r + s2r - 2 * linalg_sqrtm(s1r @ s2r).real)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def linalg_sqrtm(a):
+    from scipy import linalg
+
+    return linalg.sqrtm(a)

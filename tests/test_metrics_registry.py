@@ -18,6 +18,7 @@ from improved_gan.metrics.registry import (
     default_metrics,
     default_num_samples,
     real_data_ceiling,
+    report_keys,
 )
 
 
@@ -31,18 +32,15 @@ def fresh_caches():
 
 
 def test_defaults_and_names():
-    assert default_metrics("fashion-mnist") == ("classifier_score", "classifier_fid")
-    assert default_metrics("fmnist") == default_metrics("mnist") == ("classifier_score", "classifier_fid")
+    grey = ("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr")
+    assert default_metrics("fashion-mnist") == grey
+    assert default_metrics("fmnist") == default_metrics("mnist") == grey
     assert default_metrics("cifar10") == default_metrics("svhn") == ("inception_score",)
-    assert default_metrics("ring8") == default_metrics("grid25") == ("modes", "high_quality", "mode_kl")
-    assert set(available_metrics()) == {
-        "classifier_score",
-        "classifier_fid",
-        "inception_score",
-        "modes",
-        "high_quality",
-        "mode_kl",
-    }
+    toy = ("high_quality", "modes", "mode_kl", "pr", "kid")
+    assert default_metrics("ring8") == default_metrics("grid25") == toy
+    assert set(available_metrics()) == {*grey, "inception_score", *toy}
+    assert report_keys("ring8") == ("high_quality", "modes", "mode_kl", "precision", "recall", "kid")
+    assert report_keys("fmnist")[-3:] == ("classifier_kid", "classifier_precision", "classifier_recall")
     assert default_num_samples("cifar10") == 50_000 and default_num_samples("fashion-mnist") == 10_000
     with pytest.raises(UserError, match="no metrics for data set"):
         default_metrics("imagenet")
@@ -74,7 +72,7 @@ def test_toy_round_trip():
     points = np.concatenate([c[[0, 0, 0, 3, 5]], [[0.0, 0.0]]])  # three modes; the origin is far from all
     out = compute_metrics(None, torch.tensor(points, dtype=torch.float32), dataset="ring8")
     p = np.array([3, 1, 1]) / 5
-    assert list(out) == ["modes", "high_quality", "mode_kl"]
+    assert list(out) == ["high_quality", "modes", "mode_kl", "precision", "recall", "kid", "kid_std"]
     assert out["modes"] == 3
     assert out["high_quality"] == pytest.approx(5 / 6, abs=1e-12)
     assert out["mode_kl"] == pytest.approx(float((p * np.log(p * 8)).sum()), abs=1e-9)
@@ -84,7 +82,7 @@ def test_toy_round_trip():
 
 
 def test_toy_real_data_ceiling():
-    out = real_data_ceiling("grid25", num_samples=20_000, seed=0)
+    out = real_data_ceiling("grid25", ["modes", "high_quality", "mode_kl"], num_samples=20_000, seed=0)
     assert out["modes"] == 25
     assert out["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.005)  # P(|N(0, I_2)| <= 3)
     assert out["mode_kl"] == pytest.approx(24 / (2 * 20_000), abs=0.002)  # E KL of a multinomial ~ (K-1)/2N
@@ -107,7 +105,8 @@ def tiny_classifier(tmp_path):
 def test_classifier_round_trip(tiny_classifier):
     path, model, ref = tiny_classifier
     images = torch.rand(30, 1, 28, 28)
-    out = compute_metrics(None, images, dataset="fmnist", classifier_path=path, splits=3, batch_size=7)
+    names = ["classifier_score", "classifier_fid"]
+    out = compute_metrics(names, images, dataset="fmnist", classifier_path=path, splits=3, batch_size=7)
     assert list(out) == ["classifier_score", "classifier_score_std", "classifier_fid"]
     with torch.no_grad():
         logits, feats = model.eval().forward_with_features(torch.round(images * 255) / 255)
@@ -176,3 +175,53 @@ def test_inception_plumbing_with_a_fake_scorer(tmp_path, monkeypatch):
         out = compute_metrics(None, images, dataset="svhn", inception_weights=weights, splits=4)
         assert out == {"inception_score": 12.0, "inception_score_std": 4.0}
     assert calls == [(str(weights), "cpu", "auto")]
+
+
+def test_toy_kid_and_precision_recall_compare_with_mixture_points():
+    from improved_gan.data import load_toy
+    from improved_gan.metrics.registry import REFERENCE_SEED
+
+    g = torch.Generator().manual_seed(5)
+    points = load_toy("ring8").sample(300, g) * 1.2  # a ring too wide: precision drops below 1
+    out = compute_metrics(["pr", "kid"], points, dataset="ring8")
+    ref = load_toy("ring8").sample(300, torch.Generator().manual_seed(REFERENCE_SEED)).double().numpy()
+    x = points.double().numpy()
+
+    def radii(a):
+        d = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1)) + np.diag(np.full(len(a), np.inf))
+        return np.sort(d, axis=1)[:, 2]
+
+    def inside(q, c, r):
+        return (np.sqrt(((q[:, None] - c[None]) ** 2).sum(-1)) <= r[None] * (1 + 1e-9)).any(1).mean()
+
+    assert out["precision"] == pytest.approx(inside(x, ref, radii(ref)))
+    assert out["recall"] == pytest.approx(inside(ref, x, radii(x)))
+    assert out["precision"] < 0.5
+    state, vals = np.random.RandomState(2020), []
+    for _ in range(100):  # subsets of min(1000, N) = 300 rows: each a permutation, so all equal
+        a, b = x[state.choice(300, 300, replace=False)], ref[state.choice(300, 300, replace=False)]
+        kxx, kyy, kxy = ((u @ v.T / 2 + 1) ** 3 for u, v in ((a, a), (b, b), (a, b)))
+        m = 300
+        vals.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+    assert out["kid"] == pytest.approx(np.mean(vals), rel=1e-9)
+
+
+def test_classifier_kid_and_pr_use_the_real_test_set(tiny_classifier, monkeypatch):
+    import improved_gan.data
+
+    path, model, _ = tiny_classifier
+    g = torch.Generator().manual_seed(1)
+    test = torch.randint(0, 256, (25, 1, 28, 28), dtype=torch.uint8, generator=g)
+    monkeypatch.setattr(
+        improved_gan.data, "load_dataset", lambda name, data_dir=None: SimpleNamespace(test_images=test)
+    )
+    registry._cached_test_features.cache_clear()
+    images = torch.rand(20, 1, 28, 28, generator=g)
+    out = compute_metrics(["classifier_pr"], images, dataset="fmnist", classifier_path=path, data_dir="x")
+    with torch.no_grad():
+        f = model.eval().forward_with_features(torch.round(images * 255) / 255)[1].double().numpy()
+        r = model.forward_with_features(test.float() / 255)[1].double().numpy()
+    from improved_gan.metrics import precision_recall
+
+    assert (out["classifier_precision"], out["classifier_recall"]) == precision_recall(r, f)
+    registry._cached_test_features.cache_clear()

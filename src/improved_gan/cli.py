@@ -1,6 +1,6 @@
 """The ``improved-gan`` command line (README, "Command line").
 
-Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
+Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``score``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
 status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback. Long runs (README,
 "Long runs on clusters"): a diverged run exits 3, a run file that cannot be written 74, a run stopped by SIGINT,
 SIGTERM or SIGUSR1 128 + the signal number (130, 143, 138) after writing a checkpoint and printing the command
@@ -58,6 +58,21 @@ def _device(text: str) -> str:
     if text != "cpu":
         raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
     return text
+
+
+# improved_gan.scoring's METRICS, RANGES and LAYOUTS (not imported here: it imports torch)
+SCORE_METRICS = (
+    "is",
+    "fid",
+    "kid",
+    "pr",
+    "classifier_score",
+    "classifier_fd",
+    "classifier_kid",
+    "classifier_pr",
+)
+SCORE_RANGES = ("0,255", "0,1", "-1,1")
+SCORE_LAYOUTS = ("nchw", "nhwc", "nhw")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -129,10 +144,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="local Inception weights file (CIFAR-10, SVHN)")
     _common(p)
 
-    p = sub.add_parser("sample", help="write a grid of generated samples")
+    p = sub.add_parser("score", help="score samples (.npz/.npy, an image folder or a run) with IS/FID/KID/PR")
+    p.add_argument("input", help=".npy/.npz array, folder of PNG/JPEG images, or run folder")
+    p.add_argument("input2", nargs="?", default=None, help="the reference to compare with (same forms)")
+    p.add_argument(
+        "--reference", default=None, metavar="NAME", help="a data set split, e.g. fashion-mnist-test"
+    )
+    p.add_argument("--metrics", default=None, help="comma-separated, from " + ",".join(SCORE_METRICS))
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
+    p.add_argument(
+        "--range",
+        default=None,
+        choices=SCORE_RANGES,
+        help="value range of float arrays (default: detected)",
+    )
+    p.add_argument(
+        "--layout", default=None, choices=SCORE_LAYOUTS, help="axis order of arrays (default: detected)"
+    )
+    p.add_argument("--key", default=None, help="the array of an .npz with several")
+    p.add_argument(
+        "--num", type=_positive_int, default=10_000, help="samples drawn from a run folder (10000)"
+    )
+    p.add_argument(
+        "--num-reference", type=_positive_int, default=None, help="random subset of a --reference split"
+    )
+    p.add_argument(
+        "--inception-weights", default=None, metavar="FILE", help="the 2015 Inception-v3 weights file"
+    )
+    p.add_argument("--inception-backend", default="auto", choices=["auto", "builtin", "torch-fidelity"])
+    p.add_argument("--classifier", default="fashion-mnist", help="the classifier of the classifier_* metrics")
+    p.add_argument(
+        "--splits", type=_positive_int, default=10, help="in-order splits of is/classifier_score (10)"
+    )
+    p.add_argument("--kid-subsets", type=_positive_int, default=100)
+    p.add_argument("--kid-subset-size", type=_positive_int, default=1000)
+    p.add_argument(
+        "--bootstrap", type=_positive_int, default=None, metavar="N", help="95%% intervals from N replicates"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of run sampling, subsets and the bootstrap")
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
+    )
+    p.add_argument("--device", type=_device, default="cpu")
+
+    p = sub.add_parser("sample", help="write a grid of generated samples, or the samples as an .npz array")
     p.add_argument("run_dir")
     p.add_argument("--num", type=_positive_int, default=100)
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, help="PNG grid, or .npz: key x, uint8 (N, C, H, W)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=_device, default="cpu")
 
@@ -294,10 +352,17 @@ def cmd_train(args) -> int:
     from improved_gan.training.presets import CLASSIFIER_PRESETS
 
     if args.preset in CLASSIFIER_PRESETS:
-        from improved_gan.metrics.classifier import train_classifier
+        from improved_gan.metrics.classifier import parse_train_options, train_classifier
 
         dataset = CLASSIFIER_PRESETS[args.preset][0]
-        kw = {"seed": args.seed} if args.seed is not None else {}
+        for flag in ("checkpoint_every", "eval_every", "time_budget"):
+            if getattr(args, flag) is not None:
+                raise UserError(
+                    f"--{flag.replace('_', '-')}: not used by the classifier preset {args.preset}"
+                )
+        kw = parse_train_options(args.overrides)
+        kw.update({"seed": args.seed} if args.seed is not None else {})
+        kw.update({"steps": args.steps} if args.steps is not None else {})
         result = train_classifier(
             dataset, data_dir=args.data_dir, out=args.out, device=args.device, progress=not args.quiet, **kw
         )
@@ -373,11 +438,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from improved_gan.scoring import run_score
+
+    return run_score(args)
+
+
 def cmd_sample(args) -> int:
     from improved_gan.training.evaluate import sample_run
 
+    if args.out.lower().endswith(".npz"):
+        from improved_gan.scoring import write_samples_npz
+
+        s = write_samples_npz(args.run_dir, num=args.num, out=args.out, seed=args.seed, device=args.device)
+        print(f"wrote {args.out} (key x: {s.describe().split(': ', 1)[1]})")
+        return 0
     if not args.out.lower().endswith(".png"):
-        raise UserError(f"--out {args.out}: expected a .png file name")
+        raise UserError(f"--out {args.out}: expected a .png or .npz file name")
     sample_run(args.run_dir, num=args.num, out=args.out, seed=args.seed, device=args.device)
     print(f"wrote {args.out}")
     return 0
@@ -445,6 +522,7 @@ _COMMANDS = {
     "train": cmd_train,
     "resume": cmd_resume,
     "evaluate": cmd_evaluate,
+    "score": cmd_score,
     "sample": cmd_sample,
     "ablate": cmd_ablate,
     "toy": cmd_toy,

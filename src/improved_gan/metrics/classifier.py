@@ -10,7 +10,12 @@ is comparable with an Inception Score or an FID from Inception-v3.
 
 The trained network is saved as ``{dataset}-classifier-v{VERSION}.pt`` in the classifier directory
 (``$IMPROVED_GAN_CLASSIFIERS``, else ``~/.cache/improved-gan/classifiers``): a dict of tensors and plain
-metadata that ``torch.load(path, weights_only=True)`` reads. It also stores the Gaussian statistics of the
+metadata that ``torch.load(path, weights_only=True)`` reads. The Fashion-MNIST classifier ships with the
+package (:data:`PACKAGED_DIR`), so the Fashion-MNIST metrics work on a fresh machine; a file of the same name
+in the classifier directory overrides it. The shipped file is rebuilt by (README, "Command line")::
+
+    improved-gan train fmnist-classifier --out src/improved_gan/metrics/weights/fashion-mnist-classifier-v1.pt
+ It also stores the Gaussian statistics of the
 real test set's features, so evaluation needs no data files. Inputs are images in [0, 1], shape
 (N, 1, 28, 28); they are rounded to the 256 levels of an 8-bit image first (as if saved as PNG), as the real
 data are.
@@ -37,6 +42,10 @@ ENV_DIR = "IMPROVED_GAN_CLASSIFIERS"
 # Canonical data-set name -> name of the ``improved-gan train`` preset that trains its classifier.
 TRAIN_PRESETS = {"fashion-mnist": "fmnist-classifier", "mnist": "mnist-classifier"}
 _ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
+#: Where the classifiers shipped with the package lie (Fashion-MNIST's; MNIST is user-supplied data).
+PACKAGED_DIR = Path(__file__).resolve().parent / "weights"
+#: ``improved-gan train fmnist-classifier --set KEY=VALUE``: the keys and their types.
+TRAIN_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "width": int, "feature_dim": int, "seed": int}
 
 
 def canonical_dataset(name: str) -> str:
@@ -56,8 +65,38 @@ def classifier_dir() -> Path:
 
 
 def classifier_path(dataset: str) -> Path:
-    """Where the trained classifier of ``dataset`` lives by default."""
-    return classifier_dir() / f"{canonical_dataset(dataset)}-classifier-v{VERSION}.pt"
+    """The classifier file of ``dataset``: the user's in :func:`classifier_dir` if it exists, else the one
+    shipped in :data:`PACKAGED_DIR` if there is one, else the user's path (where training writes it)."""
+    name = f"{canonical_dataset(dataset)}-classifier-v{VERSION}.pt"
+    user = classifier_dir() / name
+    if not user.is_file() and (PACKAGED_DIR / name).is_file():
+        return PACKAGED_DIR / name
+    return user
+
+
+def parse_train_options(assignments) -> dict:
+    """``KEY=VALUE`` strings (``--set``) -> keyword arguments of :func:`train_classifier`; ConfigError for an
+    unknown key or a bad value (the known keys are :data:`TRAIN_OPTIONS`)."""
+    from improved_gan.errors import ConfigError
+
+    out = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        if key not in TRAIN_OPTIONS:
+            raise ConfigError(
+                f"--set {key}: unknown key for a classifier preset (known: {', '.join(sorted(TRAIN_OPTIONS))})"
+            )
+        try:
+            value = TRAIN_OPTIONS[key](text.strip())
+        except ValueError:
+            raise ConfigError(f"--set {key}={text}: expected a {TRAIN_OPTIONS[key].__name__}") from None
+        if key != "seed" and not value > 0:
+            raise ConfigError(f"--set {key}={text}: expected a positive value")
+        out[key] = value
+    return out
 
 
 class SmallConvClassifier(nn.Module):
@@ -208,23 +247,31 @@ def load_classifier(
     )
 
 
-def fit_classifier(model, images, labels, *, epochs=5, batch_size=128, lr=2e-3, seed=0, progress=False):
+def fit_classifier(
+    model, images, labels, *, epochs=5, batch_size=128, lr=2e-3, seed=0, steps=None, progress=False
+):
     """Train ``model`` (Adam, cosine-decayed step size) on uint8 ``images`` (N, C, 28, 28), ``labels`` (N,).
 
-    Batches are drawn from a seeded permutation per epoch; the images stay on their device as uint8.
+    Batches are drawn from a seeded permutation per epoch; the images stay on their device as uint8. ``steps``
+    (optional) replaces ``epochs``: that many optimizer steps, the step size decaying over them.
     """
     from tqdm import tqdm
 
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(images.shape[0] / batch_size)
+    total = epochs * steps_per_epoch if steps is None else int(steps)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     model.train()
-    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, desc="classifier", unit="step")
-    for _ in range(epochs):
+    bar = tqdm(total=total, disable=not progress, desc="classifier", unit="step")
+    done = 0
+    for _ in range(math.ceil(total / steps_per_epoch)):
         order = torch.randperm(images.shape[0], generator=generator)
         for start in range(0, images.shape[0], batch_size):
+            if done == total:
+                break
+            done += 1
             idx = order[start : start + batch_size]
             x = images[idx].to(device).float() / 255  # (B, C, 28, 28)
             loss = F.cross_entropy(model(x), labels[idx].to(device))
@@ -273,6 +320,7 @@ def train_classifier(
     width=32,
     feature_dim=128,
     seed=0,
+    steps=None,
     device="cpu",
     progress=False,
 ) -> dict:
@@ -281,6 +329,7 @@ def train_classifier(
     ``out`` is a ``.pt`` file or a folder (default :func:`classifier_dir`). The results hold the test accuracy
     and the real-data ceilings: the classifier score of the test set and the classifier FD of a seeded
     10,000-image training subset to the test statistics (the protocol used for generated samples).
+    ``steps`` (optional) trains for that many optimizer steps instead of ``epochs`` epochs.
     """
     from improved_gan.data import load_dataset
 
@@ -298,10 +347,12 @@ def train_classifier(
         batch_size=batch_size,
         lr=lr,
         seed=seed,
+        steps=steps,
         progress=progress,
     )
     seconds = time.perf_counter() - t0
-    meta = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "train_seconds": seconds}
+    meta = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+    meta["train_seconds"] = seconds
     trained = package_classifier(model, data, dataset=name, seed=seed, metadata=meta)
     path = Path(out) if out is not None else classifier_dir()
     path = save_classifier(trained, path if path.suffix == ".pt" else path / classifier_path(name).name)

@@ -5,14 +5,34 @@
 not finite (a near-singular product), ``eps * I`` is added to both covariances and it is recomputed; a
 complex result whose diagonal has an imaginary part above 1e-3 raises ValueError, smaller imaginary parts
 (rounding) are dropped. :func:`gaussian_statistics` uses the unbiased covariance (ddof 1), as that code does.
+
+A covariance of N samples in D dimensions has rank at most N - 1, so with N <= D it is singular and the
+distance is unreliable (and biased, as it is for any N): :func:`gaussian_statistics` then warns with
+:class:`SingularCovarianceWarning`, and :func:`frechet_distance` replaces scipy's "matrix is singular" warning
+by one :class:`SingularCovarianceWarning` that says so. ``improved-gan score`` refuses such inputs (README,
+"Scoring your own samples").
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from scipy import linalg
+
+
+class SingularCovarianceWarning(UserWarning):
+    """A covariance (or the product of two) is singular: e.g. fewer samples than feature dimensions."""
+
+
+def _sqrtm(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``scipy.linalg.sqrtm(a)`` and whether scipy found ``a`` singular (its warning is swallowed)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        root = linalg.sqrtm(a)
+    singular = any(issubclass(w.category, linalg.LinAlgWarning) for w in caught)
+    return root, singular
 
 
 def _as_float64(x: Any) -> np.ndarray:
@@ -26,6 +46,14 @@ def gaussian_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
     x = _as_float64(features)  # (N, D)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] == 0:
         raise ValueError(f"gaussian_statistics: features must have shape (N, D) with N >= 2, got {x.shape}")
+    if x.shape[0] <= x.shape[1]:
+        warnings.warn(
+            f"gaussian_statistics: {x.shape[0]} samples of {x.shape[1]} features: the covariance has rank at "
+            f"most {x.shape[0] - 1} < {x.shape[1]} (singular), so a Frechet distance from it is unreliable; "
+            f"use more samples than feature dimensions (several times more)",
+            SingularCovarianceWarning,
+            stacklevel=2,
+        )
     mu = x.mean(axis=0)  # (D,)
     sigma = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))  # (D, D)
     return mu, sigma
@@ -54,10 +82,18 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, eps: float
         if not np.all(np.isfinite(a)):
             raise ValueError(f"frechet_distance: {name} has non-finite entries")
     diff = mu1 - mu2  # (D,)
-    covmean = linalg.sqrtm(sigma1 @ sigma2)  # (D, D)
+    covmean, singular = _sqrtm(sigma1 @ sigma2)  # (D, D)
     if not np.all(np.isfinite(covmean)):
         offset = np.eye(d) * eps  # (D, D)
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean, _ = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if singular:
+        warnings.warn(
+            f"frechet_distance: sigma1 @ sigma2 ({d}x{d}) is singular, so its square root and the distance may "
+            f"be inaccurate; a covariance of N samples in D dimensions is singular when N <= D (or when some "
+            f"features are constant): use more samples than the {d} feature dimensions",
+            SingularCovarianceWarning,
+            stacklevel=2,
+        )
     if np.iscomplexobj(covmean):
         imag = np.max(np.abs(np.diagonal(covmean).imag))
         if imag > 1e-3:

@@ -96,7 +96,7 @@ def _torch_fidelity_extractor(path: Path):
     except Exception:  # ImportError, or torchvision failing to load beside this torch
         return None
     return FeatureExtractorInceptionV3(
-        "inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=str(path)
+        "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path)
     )
 
 
@@ -108,7 +108,8 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class InceptionScorer:
-    """Images (N, 3, H, W) -> the 2015 Inception-v3's unbiased logits (N, 1008), probabilities and score."""
+    """Images (N, 3, H, W) -> the 2015 Inception-v3's pool features (N, 2048) (for FID, KID, precision and
+    recall), unbiased logits (N, 1008), probabilities and score."""
 
     def __init__(self, weights: str | os.PathLike | None = None, *, device="cpu", backend: str = "auto"):
         if backend not in BACKENDS:
@@ -127,16 +128,30 @@ class InceptionScorer:
         self.net = net.to(self.device).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def logits(self, images: torch.Tensor, *, batch_size: int = 50) -> torch.Tensor:
-        """``images`` (N, 3, H, W), float in [0, 1] or uint8 -> logits without the final bias (N, 1008)."""
+    def features_and_logits(
+        self, images: torch.Tensor, *, batch_size: int = 50
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``images`` (N, 3, H, W), float in [0, 1] or uint8 -> (pool features (N, 2048), logits without the
+        final bias (N, 1008)), float32 on the CPU, in one pass."""
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"the Inception Score needs RGB images (N, 3, H, W), got {tuple(images.shape)}")
-        out = []
+            raise ValueError(
+                f"the Inception network needs RGB images (N, 3, H, W), got {tuple(images.shape)}"
+            )
+        pools, logits = [], []
         for start in range(0, images.shape[0], batch_size):
             x = to_uint8(images[start : start + batch_size]).to(self.device)  # (B, 3, H, W) uint8
-            y = self.net(x)  # (B, 1008), or a 1-tuple from torch-fidelity
-            out.append((y[0] if isinstance(y, tuple) else y).float().cpu())
-        return torch.cat(out)  # (N, 1008)
+            if self.backend == "builtin":
+                pool = self.net.pool_features(x)  # (B, 2048)
+                y = pool @ self.net.fc.weight.T  # (B, 1008)
+            else:  # torch-fidelity's extractor: a (pool, logits_unbiased) tuple
+                pool, y = self.net(x)
+            pools.append(pool.float().cpu())
+            logits.append(y.float().cpu())
+        return torch.cat(pools), torch.cat(logits)  # (N, 2048), (N, 1008)
+
+    def logits(self, images: torch.Tensor, *, batch_size: int = 50) -> torch.Tensor:
+        """``images`` (N, 3, H, W), float in [0, 1] or uint8 -> logits without the final bias (N, 1008)."""
+        return self.features_and_logits(images, batch_size=batch_size)[1]
 
     def probabilities(self, images: torch.Tensor, *, batch_size: int = 50) -> torch.Tensor:
         """``softmax`` of :meth:`logits` in float64, (N, 1008)."""

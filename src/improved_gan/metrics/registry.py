@@ -9,8 +9,17 @@ functions (:func:`~improved_gan.metrics.inception_score`, :func:`~improved_gan.m
 |----------------------------------------------|-------------------------|---------------------------------|
 | classifier_score (fashion-mnist, mnist)      | classifier_score, *_std | IS formula, own classifier      |
 | classifier_fid (fashion-mnist, mnist)        | classifier_fid          | FD of its features to test set  |
+| classifier_kid (fashion-mnist, mnist)        | classifier_kid, *_std   | KID of its features to test set |
+| classifier_pr (fashion-mnist, mnist)         | classifier_precision, classifier_recall | k-NN manifolds |
 | inception_score (cifar10, svhn)              | inception_score, *_std  | the paper's IS (paper §4) |
 | modes, high_quality, mode_kl (ring8, grid25) | the same names          | :mod:`.mode_coverage`           |
+| kid, pr (ring8, grid25)                      | kid, kid_std, precision, recall | on the points themselves |
+
+KID (:mod:`.kid`) and improved precision/recall (:mod:`.precision_recall`) compare the samples with a reference
+set: for the 28x28 sets the classifier features of the real TEST set (read from the data files through
+:func:`improved_gan.data.load_dataset` with ``data_dir``, once per process), for the 2-D mixtures
+``num_samples`` points drawn from the mixture with a fixed seed (:data:`REFERENCE_SEED`). KID uses subsets of
+``min(1000, N, N_ref)`` rows so that it works for the few samples of a quick check.
 
 Samples are images in [0, 1], float (N, C, H, W), or points (N, 2) for the 2-D mixtures. Scores split the N
 samples in order into ``splits`` (10) parts; the Frechet distance is biased in N, so compare runs (and the
@@ -31,15 +40,20 @@ import torch
 
 from improved_gan._dataset_names import DATASET_ALIASES as _ALIASES
 from improved_gan.errors import UserError
+from improved_gan.metrics.kid import SUBSET_SIZE, SUBSETS, kernel_inception_distance
 from improved_gan.metrics.mode_coverage import mode_statistics
+from improved_gan.metrics.precision_recall import precision_recall
+
+#: Seed of the mixture points the 2-D samples are compared with by ``kid`` and ``pr``.
+REFERENCE_SEED = 1_000_003
 
 _DEFAULTS = {  # data set -> (default metrics, default number of samples)
-    "fashion-mnist": (("classifier_score", "classifier_fid"), 10_000),
-    "mnist": (("classifier_score", "classifier_fid"), 10_000),
+    "fashion-mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
+    "mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
     "cifar10": (("inception_score",), 50_000),
     "svhn": (("inception_score",), 50_000),
-    "ring8": (("modes", "high_quality", "mode_kl"), 2_500),
-    "grid25": (("modes", "high_quality", "mode_kl"), 2_500),
+    "ring8": (("high_quality", "modes", "mode_kl", "pr", "kid"), 2_500),
+    "grid25": (("high_quality", "modes", "mode_kl", "pr", "kid"), 2_500),
 }
 _OPTIONS = {
     "classifier_path",
@@ -49,6 +63,8 @@ _OPTIONS = {
     "splits",
     "num_std",
     "min_count",
+    "kid_subsets",
+    "k",
 }
 
 
@@ -88,6 +104,23 @@ def _cached_inception(path: str, mtime: float, device: str, backend: str):
     return InceptionScorer(path, device=device, backend=backend)
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_test_features(dataset: str, path: str, mtime: float, device: str, data_dir: str | None):
+    """The classifier features (N_test, F) of the real test set of ``dataset``, float64."""
+    from improved_gan.data import load_dataset
+
+    trained = _cached_classifier(dataset, path, mtime, device)
+    test = load_dataset(dataset, data_dir=data_dir).test_images  # (N, 1, 28, 28) uint8
+    return trained.outputs(test.float() / 255)[1]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_mixture_points(dataset: str, n: int):
+    from improved_gan.data import load_toy
+
+    return load_toy(dataset).sample(n, torch.Generator().manual_seed(REFERENCE_SEED))  # (n, 2)
+
+
 def _mtime(path) -> float:
     return os.stat(path).st_mtime if path is not None and os.path.exists(path) else 0.0
 
@@ -95,8 +128,9 @@ def _mtime(path) -> float:
 class _Context:
     """One evaluation: the samples and settings, plus network outputs shared by several metrics."""
 
-    def __init__(self, samples, dataset, device, options):
+    def __init__(self, samples, dataset, device, options, data_dir=None):
         self.samples, self.dataset, self.device, self.options = samples, dataset, str(device), options
+        self.data_dir = None if data_dir is None else str(data_dir)
         self._cache: dict[str, object] = {}
 
     def once(self, key: str, fn: Callable[[], object]):
@@ -105,13 +139,42 @@ class _Context:
         return self._cache[key]
 
     def classifier(self):
-        from improved_gan.metrics.classifier import classifier_path
-
-        path = self.options.get("classifier_path")
-        resolved = str(path) if path is not None else str(classifier_path(self.dataset))
+        resolved = self._classifier_file()
         trained = _cached_classifier(self.dataset, resolved, _mtime(resolved), self.device)
         batch_size = self.options.get("batch_size", 500)
         return trained, self.once("classifier", lambda: trained.outputs(self.samples, batch_size=batch_size))
+
+    def _classifier_file(self) -> str:
+        from improved_gan.metrics.classifier import classifier_path
+
+        path = self.options.get("classifier_path")
+        return str(path) if path is not None else str(classifier_path(self.dataset))
+
+    def features_and_reference(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sample features, reference features) for KID and precision/recall (see the module docstring)."""
+        if self.dataset in _TOY:
+            return self.samples.double(), _cached_mixture_points(self.dataset, self.samples.shape[0]).double()
+        _, (_, features) = self.classifier()
+        path = self._classifier_file()
+        ref = _cached_test_features(self.dataset, path, _mtime(path), self.device, self.data_dir)
+        return features, ref
+
+    def kid(self) -> tuple[float, float]:
+        def compute():
+            x, ref = self.features_and_reference()
+            size = min(SUBSET_SIZE, x.shape[0], ref.shape[0])
+            return kernel_inception_distance(
+                x, ref, subsets=self.options.get("kid_subsets", SUBSETS), subset_size=size
+            )
+
+        return self.once("kid", compute)
+
+    def precision_recall(self) -> tuple[float, float]:
+        def compute():
+            x, ref = self.features_and_reference()
+            return precision_recall(ref, x, k=self.options.get("k", 3))
+
+        return self.once("pr", compute)
 
     def modes(self) -> dict:
         from improved_gan.data import load_toy
@@ -135,6 +198,22 @@ def _classifier_fid(ctx: _Context) -> dict:
     return {"classifier_fid": trained.frechet(features)}
 
 
+def _kid(prefix: str) -> Callable[[_Context], dict]:
+    def compute(ctx: _Context) -> dict:
+        mean, std = ctx.kid()
+        return {f"{prefix}kid": mean, f"{prefix}kid_std": std}
+
+    return compute
+
+
+def _pr(prefix: str) -> Callable[[_Context], dict]:
+    def compute(ctx: _Context) -> dict:
+        precision, recall = ctx.precision_recall()
+        return {f"{prefix}precision": precision, f"{prefix}recall": recall}
+
+    return compute
+
+
 def _inception_score(ctx: _Context) -> dict:
     from improved_gan.metrics.inception import resolve_inception_weights
 
@@ -152,12 +231,19 @@ _GREY, _RGB, _TOY = ("fashion-mnist", "mnist"), ("cifar10", "svhn"), ("ring8", "
 
 @dataclass(frozen=True)
 class Metric:
-    """A registered metric: the data sets it applies to, a description and its function of a context."""
+    """A registered metric: the data sets it applies to, a description, its function of a context, and the
+    keys of its result that tables report (``keys``; the metric's name when empty; ``*_std`` keys are not
+    reported as columns)."""
 
     name: str
     datasets: tuple[str, ...]
     description: str
     compute: Callable[[_Context], dict]
+    keys: tuple[str, ...] = ()
+
+    @property
+    def report_keys(self) -> tuple[str, ...]:
+        return self.keys or (self.name,)
 
 
 METRICS = {
@@ -174,6 +260,19 @@ METRICS = {
             _GREY,
             "Frechet distance of the classifier's features to the real test set",
             _classifier_fid,
+        ),
+        Metric(
+            "classifier_kid",
+            _GREY,
+            "KID (cubic-kernel unbiased MMD^2) of the classifier's features to the real test set's",
+            _kid("classifier_"),
+        ),
+        Metric(
+            "classifier_pr",
+            _GREY,
+            "improved precision and recall (k=3 nearest-neighbour manifolds) in the classifier's features",
+            _pr("classifier_"),
+            ("classifier_precision", "classifier_recall"),
         ),
         Metric(
             "inception_score",
@@ -199,6 +298,14 @@ METRICS = {
             "KL(histogram of high-quality samples over modes || uniform)",
             lambda ctx: {"mode_kl": ctx.modes()["mode_kl"]},
         ),
+        Metric(
+            "pr",
+            _TOY,
+            "improved precision and recall of the points against mixture points (k=3 neighbour manifolds)",
+            _pr(""),
+            ("precision", "recall"),
+        ),
+        Metric("kid", _TOY, "KID (cubic-kernel unbiased MMD^2) of the points to mixture points", _kid("")),
     ]
 }
 
@@ -206,6 +313,13 @@ METRICS = {
 def available_metrics() -> tuple[str, ...]:
     """The names of all registered metrics."""
     return tuple(METRICS)
+
+
+def report_keys(dataset: str, names=None) -> tuple[str, ...]:
+    """The result keys that tables report for the metrics ``names`` (None: :func:`default_metrics`) of
+    ``dataset``, in order: e.g. ``("high_quality", "modes", "mode_kl", "precision", "recall", "kid")``."""
+    names = default_metrics(dataset) if names is None else tuple(names)
+    return tuple(k for n in names for k in METRICS[n].report_keys)
 
 
 def _check_samples(samples, dataset: str) -> torch.Tensor:
@@ -224,8 +338,8 @@ def compute_metrics(
     """Evaluate the metrics ``names`` (None: :func:`default_metrics`) on ``samples`` of ``dataset``.
 
     Returns a flat dict of floats (``modes`` is an int) in the order of ``names``; the keys are listed in the
-    module docstring. ``data_dir`` is accepted for symmetry with :func:`real_data_ceiling`; no metric here
-    reads data files (the classifier file carries the test statistics). Raises UserError for an unknown metric
+    module docstring. ``data_dir`` is where ``classifier_kid`` and ``classifier_pr`` read the real test set
+    (the others read no data files: the classifier file carries the test statistics). Raises UserError for an unknown metric
     or one that does not apply to ``dataset``, TypeError for an unknown option.
     """
     dataset = canonical_dataset(dataset)
@@ -239,7 +353,7 @@ def compute_metrics(
         if dataset not in METRICS[name].datasets:
             usable = ", ".join(m.name for m in METRICS.values() if dataset in m.datasets)
             raise UserError(f"metric {name!r} does not apply to data set {dataset}; use {usable}")
-    ctx = _Context(_check_samples(samples, dataset), dataset, device, options)
+    ctx = _Context(_check_samples(samples, dataset), dataset, device, options, data_dir)
     results: dict[str, float] = {}
     for name in names:
         results.update(METRICS[name].compute(ctx))
@@ -252,8 +366,8 @@ def real_data_ceiling(
     """The metrics of REAL data, the ceiling that generated samples are compared with.
 
     - ``classifier_score``: the first ``num_samples`` test images (the classifier never trained on them);
-    - ``classifier_fid``: a seeded random subset of ``num_samples`` training images against the test
-      statistics, i.e. exactly the protocol applied to generated samples;
+    - ``classifier_fid``, ``classifier_kid``, ``classifier_pr``: a seeded random subset of ``num_samples``
+      training images against the test set, i.e. exactly the protocol applied to generated samples;
     - ``inception_score``: the first ``num_samples`` training images (the paper's 11.24 is CIFAR-10 train);
     - 2-D mixtures: ``num_samples`` points drawn from the mixture itself with ``torch.Generator(seed)``.
     """
@@ -273,7 +387,7 @@ def real_data_ceiling(
     for name in names:
         if name == "classifier_score":
             images = torch.as_tensor(data.test_images)[:n]
-        elif name == "classifier_fid":
+        elif name in ("classifier_fid", "classifier_kid", "classifier_pr"):
             train = torch.as_tensor(data.train_images)
             images = train[torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:n]]
         else:

@@ -23,21 +23,11 @@ from typing import Any
 import numpy as np
 
 from improved_gan.errors import ConfigError, DivergenceError, StopRequested, UserError
-from improved_gan.metrics import real_data_ceiling
+from improved_gan.metrics import real_data_ceiling, report_keys
 from improved_gan.training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from improved_gan.training.config import override
 from improved_gan.training.presets import get_preset, variants_of
 from improved_gan.training.run import RunFolder, resume, stop_requested, stop_requests, train
-
-#: The metrics reported per data set, the first one plotted. Lower is better for distances and KL.
-_REPORT = {
-    "ring8": ("high_quality", "modes", "mode_kl"),
-    "grid25": ("high_quality", "modes", "mode_kl"),
-    "fashion-mnist": ("classifier_score", "classifier_fid"),
-    "mnist": ("classifier_score", "classifier_fid"),
-    "cifar10": ("inception_score",),
-    "svhn": ("inception_score",),
-}
 
 
 def _resolve_variant(name: str, known: tuple[str, ...], preset: str) -> str:
@@ -84,7 +74,7 @@ def run_ablation(
                 folder = RunFolder(out / (v or "all") / f"seed{seed}")
                 summary = _run_one(cfg, folder, data_dir, device, time_budget, progress)
                 runs.setdefault(v, []).append({"seed": seed, "folder": str(folder.root), **summary})
-    keys = _REPORT.get(base.data.dataset, ())
+    keys = report_keys(base.data.dataset)  # the registry's default metrics; the first one is plotted
     result = _aggregate(preset, runs, keys)
     n_eval = override(base, sets).train.eval_samples
     result["ceiling"] = _ceiling(base.data.dataset, keys, n_eval, data_dir, device)
@@ -131,7 +121,7 @@ def _ceiling(
 ) -> dict[str, Any]:
     """The report metrics of real data (``real_data_ceiling``) at ``n`` samples, or the reason they are missing."""
     try:
-        values = real_data_ceiling(dataset, keys, num_samples=n, data_dir=data_dir, device=device)
+        values = real_data_ceiling(dataset, num_samples=n, data_dir=data_dir, device=device)
     except UserError as exc:  # e.g. no classifier or Inception weights on this machine
         return {"num_samples": n, "error": str(exc)}
     return {"num_samples": n, **{k: float(values[k]) for k in keys if k in values}}
