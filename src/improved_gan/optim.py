@@ -63,11 +63,11 @@ class ReferenceAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps = group["lr"], group["eps"]
+            by_step: dict[int, list[torch.Tensor]] = {}  # parameters grouped by their step count
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if grad.is_sparse:
+                if p.grad.is_sparse:
                     raise RuntimeError("ReferenceAdam does not support sparse gradients")
                 state = self.state[p]
                 if not state:
@@ -75,12 +75,21 @@ class ReferenceAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(grad, alpha=1.0 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                denom = (v / (1.0 - beta2**t)).add_(eps).sqrt_()  # sqrt(v_hat + eps)
-                p.addcdiv_(m, denom, value=-lr / (1.0 - beta1**t))
+                by_step.setdefault(state["step"], []).append(p)
+            for t, params in by_step.items():
+                # the formula of the module doc, element for element, as multi-tensor (foreach) operations:
+                # a few kernels for all parameters instead of a few per parameter
+                grads = [p.grad for p in params]
+                m = [self.state[p]["exp_avg"] for p in params]
+                v = [self.state[p]["exp_avg_sq"] for p in params]
+                torch._foreach_mul_(m, beta1)
+                torch._foreach_add_(m, grads, alpha=1.0 - beta1)
+                torch._foreach_mul_(v, beta2)
+                torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+                denom = torch._foreach_div(v, 1.0 - beta2**t)
+                torch._foreach_add_(denom, eps)
+                torch._foreach_sqrt_(denom)  # sqrt(v_hat + eps)
+                torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - beta1**t))
         return loss
 
 

@@ -70,6 +70,7 @@ class TrainConfig:
     eval_samples: int = 10_000  # generated samples for sample-quality metrics
     metrics: tuple[str, ...] = ()  # sample-quality metrics; () = the data set's defaults
     sample_grid: int = 100  # images in each samples/*.png grid
+    precision: str = "fp32"  # fp32 | bf16 (bfloat16 autocast of the forward passes; README, "Precision")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ _CHOICES = {
     "loss.generator": ("feature_matching", "nonsaturating"),
     "loss.feature_distance": ("l2", "mse", "l1"),
     "optim.name": ("reference_adam", "adam"),
+    "train.precision": ("fp32", "bf16"),
 }
 
 

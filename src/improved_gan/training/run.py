@@ -269,7 +269,13 @@ def _loop(
         final = trainer.step >= tc.steps or over
         ips = imgs_per_step * window_steps / max(time.perf_counter() - window_t, 1e-9)
         if bar is not None:
-            post = {"d": f"{losses['loss_d']:.3f}", "g": f"{losses['loss_g']:.3f}", "img/s": f"{ips:.0f}"}
+            # on CUDA the step's losses are device tensors: printing them each step would wait for the GPU
+            post = {
+                k[5]: f"{v:.3f}"
+                for k, v in losses.items()
+                if k in ("loss_d", "loss_g") and isinstance(v, float)
+            }
+            post["img/s"] = f"{ips:.0f}"
             for key in ("test_accuracy", *evaluator.metric_names):
                 if key in last_eval:
                     post[key.replace("test_accuracy", "acc")] = f"{last_eval[key]:.4g}"
