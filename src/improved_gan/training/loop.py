@@ -61,6 +61,14 @@ def _seed(*parts: int) -> int:
     return h
 
 
+def _compiled(module: torch.nn.Module, mode: str) -> Any:
+    """``module`` itself for ``mode="off"``, else ``torch.compile(module, mode=...)`` ("default" is torch's default
+    mode; "reduce-overhead" also records CUDA graphs on a GPU). The compiled wrapper shares the parameters."""
+    if mode == "off":
+        return module
+    return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
+
+
 class Trainer:
     """Owns the networks, optimizers and training state of one run (one rank, under torchrun)."""
 
@@ -144,6 +152,9 @@ class Trainer:
         self._last_lr: float | None = None
         self._d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.bf16 = cfg.train.precision == "bf16"
+        # the step's forward passes, optionally through torch.compile (README, "Precision, compilation and time
+        # budgets"); self.G and self.D stay the plain modules (state dicts, evaluation)
+        self._g, self._d = _compiled(self.G, cfg.train.compile), _compiled(self.D, cfg.train.compile)
         # losses stay on the device (no per-step read) on CUDA; the CPU reads them each step (cheap there)
         self.device_losses = self.device.type == "cuda"
         # seconds of a time budget, if the run has one: the learning-rate schedule then anneals over it
@@ -190,7 +201,8 @@ class Trainer:
     def progress(self) -> float:
         """Fraction of the run done, in [0, 1]: ``step / train.steps``, or with a time budget
         (:attr:`time_budget_seconds`) the larger of that and ``wall_seconds / budget``, so that a learning-rate
-        decay anneals over the steps the budget allows at the measured step rate (README, "Time budgets")."""
+        decay anneals over the steps the budget allows at the measured step rate (README, "Precision, compilation
+        and time budgets")."""
         frac = self.step / self.cfg.train.steps
         if self.time_budget_seconds:
             frac = max(frac, self.wall_seconds / self.time_budget_seconds)
@@ -203,7 +215,8 @@ class Trainer:
         return oc.lr * min(1.0, max(0.0, (1.0 - self.progress()) / (1.0 - oc.decay_start)))
 
     def _autocast(self):
-        """bfloat16 autocast of the forward passes for ``train.precision="bf16"`` (README, "Precision")."""
+        """bfloat16 autocast of the forward passes for ``train.precision="bf16"``: matrix products in bfloat16,
+        float32 accumulation and parameters (README, "Precision, compilation and time budgets")."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     # --------------------------------------------------------------------------------------------------- step
@@ -233,20 +246,20 @@ class Trainer:
         with self._autocast():
             if (
                 self.vbn
-            ):  # the fixed reference z through the CURRENT generator, with gradient (used in G step too)
+            ):  # the fixed reference z through the CURRENT G, with gradient (used in the G step too)
                 with virtual_batch_reference(self.G):
                     self.G(self.z_ref)
             with torch.no_grad():
-                x_fake = self.G(self._z(bs))
+                x_fake = self._g(self._z(bs))
             if self.joint_d_pass:
                 parts = ([x_lab] if use_labels else []) + [x_unl, x_fake]
-                logits, _ = self.D(torch.cat(parts))
+                logits, _ = self._d(torch.cat(parts))
                 chunks = torch.split(logits.float(), [p.shape[0] for p in parts])
                 l_lab, l_unl, l_fake = chunks if use_labels else (None, *chunks)
             else:
-                l_lab = self.D(x_lab)[0].float() if use_labels else None
-                l_unl = self.D(x_unl)[0].float()
-                l_fake = self.D(x_fake)[0].float()
+                l_lab = self._d(x_lab)[0].float() if use_labels else None
+                l_unl = self._d(x_unl)[0].float()
+                l_fake = self._d(x_fake)[0].float()
         loss_d, parts_d = self.objectives.discriminator(l_lab, y_lab, l_unl, l_fake)
         if self.ha_d is not None:
             loss_d = loss_d + cfg.loss.historical_averaging * self.ha_d.penalty()
@@ -260,12 +273,12 @@ class Trainer:
             p.requires_grad_(False)
         try:
             with self._autocast():
-                x_gen = self.G(self._z(bs))
-                logits_gen, f_fake = self.D(x_gen)
+                x_gen = self._g(self._z(bs))
+                logits_gen, f_fake = self._d(x_gen)
                 if self.objectives.feature_matching:
                     x_unl2 = self._real_batch(getattr(self, "unl2_batcher", None))
                     with torch.no_grad():
-                        f_real = self.D(x_unl2)[1]
+                        f_real = self._d(x_unl2)[1]
             logits_gen = logits_gen.float()
             if self.objectives.feature_matching:
                 real_mean = D_.global_mean(f_real.float().flatten(1).mean(0), self.dist)  # (F,)
