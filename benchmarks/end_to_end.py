@@ -20,7 +20,8 @@ Part 2, the step alone, in this process (``--skip-step`` skips it): our step (fp
 step, interleaved blocks of ``--step-steps`` steps. Two measures of how close a step is to the machine:
 
 - ``fraction_of_matmul_floor``: every matrix product of one step is recorded (shape, strides, dtype, with a
-  ``TorchDispatchMode``), each is timed alone (best of several calls) and the sum, the time the step's matrix
+  ``TorchDispatchMode``), each is timed alone (the best of 15 round-robin passes over all the recorded shapes of
+  all runners) and the sum, the time the step's matrix
   products take at the speed this machine reaches for THESE shapes, is divided by the measured step time;
 - ``fraction_of_peak``: the step's counted matmul FLOPs per second over the best float32 ``torch.mm`` rate of
   1024^2 and 2048^2 matrices (bf16: over the best bf16 rate).
@@ -60,6 +61,8 @@ TARGET_FRACTION = 0.5
 def runner_commands(args: argparse.Namespace, tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     """name -> (argv with a ``{round}`` placeholder in output paths, extra environment)."""
     common = ["--device", args.device] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    for item in args.set:
+        common += ["--set", item]
     ours = [sys.executable, "-m", "improved_gan", "train", args.preset, "--steps", str(args.steps), "--quiet"]
     plain = [sys.executable, str(ROOT / "benchmarks" / "plain_process.py"), "--preset", args.preset]
     plain += ["--steps", str(args.steps)]
@@ -158,32 +161,30 @@ def _like(shape, stride, dtype, device) -> torch.Tensor:
     return torch.randn(size, device=device).to(dtype).as_strided(shape, stride)
 
 
-def matmul_floor_seconds(step, device: torch.device, reps: int = 7) -> tuple[float, int]:
-    """The time one call of ``step`` would spend in its matrix products at this machine's best speed for each
-    recorded shape (best of ``reps`` timed calls per shape); returns (seconds, number of products)."""
+def record_matmuls(step) -> list[tuple[str, tuple]]:
+    """``(op, tensors)`` of every matrix product of one call of ``step``."""
     rec = MatmulRecorder()
     with rec:
         step()
-    cache: dict[tuple, float] = {}
-    total = 0.0
-    for name, tensors in rec.calls:
-        key = (name, tuple(tensors))
-        if key not in cache:
-            ins = [_like(*t, device) for t in tensors]
-            fn = getattr(torch, name)
+    return [(name, tuple(tensors)) for name, tensors in rec.calls]
+
+
+def best_matmul_seconds(keys: set, device: torch.device, rounds: int = 15) -> dict:
+    """Best seconds of each recorded product, timed alone: ``rounds`` round-robin passes over all of them (so a
+    burst of load on a shared machine hits every shape alike) and the minimum per shape."""
+    inputs = {key: [_like(*t, device) for t in key[1]] for key in keys}
+    best = dict.fromkeys(keys, float("inf"))
+    for _ in range(rounds):
+        for key, ins in inputs.items():
+            fn = getattr(torch, key[0])
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
             fn(*ins)
-            best = float("inf")
-            for _ in range(reps):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t0 = time.perf_counter()
-                fn(*ins)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                best = min(best, time.perf_counter() - t0)
-            cache[key] = best
-        total += cache[key]
-    return total, len(rec.calls)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best[key] = min(best[key], time.perf_counter() - t0)
+    return best
 
 
 def mm_peak(dtype: torch.dtype, device: torch.device, sizes=(1024, 2048), reps: int = 5) -> float:
@@ -210,7 +211,7 @@ def step_alone(args: argparse.Namespace) -> dict:
     from improved_gan.training.run import load_train_data
 
     device = torch.device(args.device)
-    cfg = get_preset(args.preset)
+    cfg = override(get_preset(args.preset), args.set)
     data, _ = load_train_data(cfg, data_dir=args.data_dir, device=args.device)
     ours = Trainer(cfg, data, device=args.device)
     ours_bf16 = Trainer(override(cfg, ["train.precision=bf16"]), data, device=args.device)
@@ -230,16 +231,18 @@ def step_alone(args: argparse.Namespace) -> dict:
     times = interleaved(runners, steps=args.step_steps, repeats=args.step_blocks, warmup=3)
     peaks = {"fp32": mm_peak(torch.float32, device), "bf16": mm_peak(torch.bfloat16, device)}
     out = {"matmul_peak_flop_per_s": peaks, "runners": {}}
+    calls = {name: record_matmuls(fn) for name, fn in runners.items()}
+    best = best_matmul_seconds({key for c in calls.values() for key in c}, device)
     for name, fn in runners.items():
         sec = statistics.median(times[name]) / args.step_steps
-        floor, n_mm = matmul_floor_seconds(fn, device)
+        floor = sum(best[key] for key in calls[name])
         flops = counted_flops(fn)
         peak = peaks["bf16" if "bf16" in name else "fp32"]
         out["runners"][name] = {
             "steps_per_s": 1.0 / sec,
             "ms_per_step": sec * 1e3,
             "block_seconds": times[name],
-            "matmuls_per_step": n_mm,
+            "matmuls_per_step": len(calls[name]),
             "matmul_floor_ms": floor * 1e3,
             "fraction_of_matmul_floor": floor / sec,
             "flops_per_step": flops,
@@ -256,11 +259,22 @@ def step_alone(args: argparse.Namespace) -> dict:
 def print_report(result: dict) -> None:
     m = result["machine"]
     print(
-        f"{result['preset']}, {result['steps']} steps, whole process, device {m['device']}, {m['cpu']}, "
+        f"{result['preset']}, {result['steps']} steps, device {m['device']}, {m['cpu']}, "
         f"{m['torch_threads']} thread(s) by default, load average {m['load_average_1_5_15_min'][0]:.1f} -> "
         f"{m['load_average_end'][0]:.1f}"
     )
-    print(f"{'runner':<16}{'median s':>10}{'x plain':>9}{'paired x plain':>24}{'fixed s':>9}{'test acc':>10}")
+    if "whole_process" in result:
+        _print_whole(result)
+    else:
+        print("(whole processes not run: --repeats 0)")
+    if "step" in result:
+        _print_step(result["step"])
+
+
+def _print_whole(result: dict) -> None:
+    print(
+        f"{'whole process':<16}{'median s':>10}{'x plain':>9}{'paired x plain':>24}{'fixed s':>9}{'test acc':>10}"
+    )
     for name, r in result["whole_process"]["summary"].items():
         paired = ", ".join(f"{x:.2f}" for x in r["paired_ratios"])
         fixed = f"{r['median_fixed_seconds']:9.1f}" if "median_fixed_seconds" in r else f"{'':9}"
@@ -272,29 +286,32 @@ def print_report(result: dict) -> None:
     print(
         f"target: ours >= {TARGET_RATIO}x plain end to end: {verdict} ({result['best_default_ratio']:.2f}x)"
     )
-    if "step" in result:
-        s = result["step"]
-        peaks = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in s["matmul_peak_flop_per_s"].items())
-        print(f"\nthe step alone (in process, interleaved); mm peak GFLOP/s (1024^2/2048^2): {peaks}")
+
+
+def _print_step(s: dict) -> None:
+    peaks = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in s["matmul_peak_flop_per_s"].items())
+    print(f"\nthe step alone (in process, interleaved); mm peak GFLOP/s (1024^2/2048^2): {peaks}")
+    head = f"{'runner':<12}{'steps/s':>9}{'x plain':>9}{'mm floor ms':>13}{'of floor':>10}{'GFLOP/s':>9}"
+    print(f"{head}{'of peak':>9}")
+    for name, r in s["runners"].items():
         print(
-            f"{'runner':<12}{'steps/s':>9}{'x plain':>9}{'mm floor ms':>13}{'of floor':>10}{'GFLOP/s':>9}{'of peak':>9}"
+            f"{name:<12}{r['steps_per_s']:>9.2f}{r['ratio_to_plain']:>9.2f}{r['matmul_floor_ms']:>13.2f}"
+            f"{100 * r['fraction_of_matmul_floor']:>9.0f}%{r['flop_per_s'] / 1e9:>9.1f}"
+            f"{100 * r['fraction_of_peak']:>8.0f}%"
         )
-        for name, r in s["runners"].items():
-            print(
-                f"{name:<12}{r['steps_per_s']:>9.2f}{r['ratio_to_plain']:>9.2f}{r['matmul_floor_ms']:>13.2f}"
-                f"{100 * r['fraction_of_matmul_floor']:>9.0f}%{r['flop_per_s'] / 1e9:>9.1f}"
-                f"{100 * r['fraction_of_peak']:>8.0f}%"
-            )
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="fmnist-ssl")
     ap.add_argument("--steps", type=int, default=600, help="training steps of each whole process")
-    ap.add_argument("--repeats", type=int, default=3, help="rounds of whole processes")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of whole processes (0: part 2 only)")
     ap.add_argument("--variants", default="bf16", help="comma list of: bf16, plain_bf16, passive")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for all"
+    )
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
     ap.add_argument("--skip-step", action="store_true", help="skip part 2 (the step alone)")
     ap.add_argument("--step-steps", type=int, default=20, help="steps per timed block in part 2")
@@ -304,11 +321,12 @@ def main(argv: list[str] | None = None) -> dict:
     args.variants = {v.strip() for v in args.variants.split(",") if v.strip()}
     machine = machine_info(torch.device(args.device))
     result: dict = {"machine": machine, "preset": args.preset, "steps": args.steps, "repeats": args.repeats}
-    result["whole_process"] = whole_processes(args)
-    summary = result["whole_process"]["summary"]
-    result["best_default_ratio"] = summary["ours"]["ratio_to_plain"]
-    result["target_ratio"] = TARGET_RATIO
-    result["target_met"] = result["best_default_ratio"] >= TARGET_RATIO
+    if args.repeats > 0:
+        result["whole_process"] = whole_processes(args)
+        summary = result["whole_process"]["summary"]
+        result["best_default_ratio"] = summary["ours"]["ratio_to_plain"]
+        result["target_ratio"] = TARGET_RATIO
+        result["target_met"] = result["best_default_ratio"] >= TARGET_RATIO
     if not args.skip_step:
         result["step"] = step_alone(args)
         result["target_fraction_of_peak"] = TARGET_FRACTION

@@ -2,7 +2,7 @@
 
 Usage:
 
-- ``python benchmarks/gpu_pieces.py fake-cifar DIR [--per-batch 2000]``: writes a fake CIFAR-10 in the
+- ``python benchmarks/gpu_pieces.py fake-cifar DIR [--per-batch 2000] [--test 1000]``: writes a fake CIFAR-10 in the
   published binary format (``DIR/cifar-10-batches-bin/data_batch_{1..5}.bin``, ``test_batch.bin``: each record
   one label byte then 3072 image bytes, channel-major), with balanced labels and uniform random pixels, so that
   ``cifar10-ssl`` (4000 labels: 400 per class) runs on data of CIFAR's shape;
@@ -79,13 +79,14 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("fake-cifar")
     p.add_argument("dir", type=Path)
     p.add_argument("--per-batch", type=int, default=2000)
+    p.add_argument("--test", type=int, default=1000)
     p = sub.add_parser("load-on-cpu")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     if args.cmd == "fake-cifar":
-        print(write_fake_cifar(args.dir, per_batch=args.per_batch))
+        print(write_fake_cifar(args.dir, per_batch=args.per_batch, test=args.test))
     else:
         load_on_cpu(args.run_dir, args.steps, args.data_dir)
 

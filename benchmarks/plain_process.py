@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improve
 from benchmarks.ssl_step import PlainLoop  # noqa: E402
 from improved_gan.data import labeled_subset, load_dataset  # noqa: E402
 from improved_gan.nn import data_dependent_init  # noqa: E402
+from improved_gan.training.config import override  # noqa: E402
 from improved_gan.training.experiment import build_networks  # noqa: E402
 from improved_gan.training.presets import get_preset  # noqa: E402
 
@@ -44,12 +45,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the forward passes")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     args = ap.parse_args(argv)
     phases: dict[str, float] = {"imports": time.perf_counter() - T0}
     device = torch.device(args.device)
 
     t = time.perf_counter()
-    cfg = get_preset(args.preset)
+    cfg = override(get_preset(args.preset), args.set)
     ds = load_dataset(cfg.data.dataset, data_dir=args.data_dir)
     x, y = ds.normalize(ds.train_images), ds.train_labels  # (N, C, H, W), (N,)
     x_test, y_test = ds.normalize(ds.test_images), ds.test_labels

@@ -18,12 +18,34 @@ whose ``.grad`` is None is skipped, as in PyTorch.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 OPTIMIZERS = ("adam", "reference_adam")
+
+
+def _without_dynamo_import(name: str):
+    """``torch.optim.Optimizer.<name>`` without its first-call ``import torch._dynamo``.
+
+    PyTorch wraps a few Optimizer methods in ``torch._disable_dynamo``, which imports ``torch._dynamo`` (the
+    compiler, about as long to import as torch itself: ~1.5 s of a training run's start-up on this project's
+    machine) the first time one is called, only to mark the method as not to be traced. While ``torch._dynamo``
+    is not loaded nothing can be tracing, so the undecorated method is called; once it is loaded (the user
+    compiles something), PyTorch's decorated method is used, as for any optimizer.
+    """
+    decorated = getattr(torch.optim.Optimizer, name)
+    plain = getattr(decorated, "__wrapped__", None)
+    if plain is None:  # another PyTorch version: nothing to avoid
+        return decorated
+
+    def method(self, *args, **kwargs):
+        return (decorated if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+
+    method.__name__, method.__qualname__, method.__doc__ = name, f"ReferenceAdam.{name}", decorated.__doc__
+    return method
 
 
 class ReferenceAdam(torch.optim.Optimizer):
@@ -52,6 +74,11 @@ class ReferenceAdam(torch.optim.Optimizer):
         if not eps >= 0.0:
             raise ValueError(f"ReferenceAdam: eps must be >= 0, got {eps}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+
+    add_param_group = _without_dynamo_import("add_param_group")
+    zero_grad = _without_dynamo_import("zero_grad")
+    state_dict = _without_dynamo_import("state_dict")
+    load_state_dict = _without_dynamo_import("load_state_dict")
 
     @torch.no_grad()
     def step(self, closure=None):

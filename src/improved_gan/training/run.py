@@ -35,10 +35,9 @@ from improved_gan.training.loop import TrainData, Trainer
 SAMPLE_SEED = 12345  # fixed z for the sample grids, so grids of successive evaluations are comparable
 
 
-# Modules every run imports later (torch.optim's first optimizer imports torch._dynamo; plot_curves needs
-# matplotlib's Agg canvas): imported in a background thread while the data set is decoded (gzip and the
-# normalisation release the GIL), which takes them off the start-up's critical path.
-_PRELOAD = ("torch._dynamo", "matplotlib.figure", "matplotlib.backends.backend_agg")
+# Modules every run imports later (plot_curves needs matplotlib's Agg canvas): imported in a background thread
+# while the data set is decoded (gzip and the normalisation release the GIL), off the start-up's critical path.
+_PRELOAD = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def _preload_modules() -> None:
