@@ -71,16 +71,25 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "ssl_step.json"
 
 # ---------------------------------------------------------------------------------- the straightforward loop
 class PlainLoop:
-    """The usual port: DataLoaders, three D passes, fake made with gradient, G step with full autograd."""
+    """The usual port: DataLoaders, three D passes, fake made with gradient, G step with full autograd.
 
-    def __init__(self, trainer: Trainer) -> None:
+    ``trainer`` supplies the configuration, the initialised networks (deep-copied) and the data: anything with
+    ``cfg``, ``G``, ``D``, ``data.train_x``, ``data.train_y`` and ``lab_idx``. The data stays on the CPU in the
+    DataLoaders and each batch is copied to ``device`` (as a straightforward script does); ``bf16`` runs the
+    forward passes under bfloat16 autocast. Every step reads its two losses back (``.item()``).
+    """
+
+    def __init__(self, trainer, *, device: str = "cpu", bf16: bool = False) -> None:
         cfg = trainer.cfg
+        self.device = torch.device(device)
+        self.bf16 = bf16
         self.bs, self.z_dim = cfg.data.batch_size, trainer.G.z_dim
-        self.G, self.D = copy.deepcopy(trainer.G), copy.deepcopy(trainer.D)  # same init as ours
+        self.G = copy.deepcopy(trainer.G).to(self.device)  # same init as ours
+        self.D = copy.deepcopy(trainer.D).to(self.device)
         oc = cfg.optim
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
-        x, y = trainer.data.train_x, trainer.data.train_y
+        x, y = trainer.data.train_x.cpu(), trainer.data.train_y.cpu()
         lab = trainer.lab_idx
         kw = dict(batch_size=self.bs, shuffle=True, drop_last=True)
         self.loaders = {
@@ -90,13 +99,18 @@ class PlainLoop:
         }
         self.iters: dict[str, object] = {}
         self.w_unl = cfg.loss.unsupervised_weight
+        self.l1 = cfg.loss.feature_distance == "l1"
 
     def _next(self, name: str):
         try:
-            return next(self.iters[name])
+            batch = next(self.iters[name])
         except (KeyError, StopIteration):
             self.iters[name] = iter(self.loaders[name])
-            return next(self.iters[name])
+            batch = next(self.iters[name])
+        return [t.to(self.device) for t in batch]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def train_step(self) -> dict[str, float]:
         self.G.train()
@@ -104,10 +118,13 @@ class PlainLoop:
         x_lab, y_lab = self._next("lab")  # (B, 1, 28, 28), (B,)
         (x_unl,) = self._next("unl")
         (x_unl2,) = self._next("unl2")
-        x_fake = self.G(torch.rand(self.bs, self.z_dim))  # with gradient, detached below
-        l_lab = self.D(x_lab)[0]  # (B, K)
-        l_unl = self.D(x_unl)[0]
-        l_fake = self.D(x_fake.detach())[0]
+        with self._autocast():
+            x_fake = self.G(
+                torch.rand(self.bs, self.z_dim, device=self.device)
+            )  # with gradient, detached below
+            l_lab = self.D(x_lab)[0].float()  # (B, K)
+            l_unl = self.D(x_unl)[0].float()
+            l_fake = self.D(x_fake.detach())[0].float()
         loss_lab = F.cross_entropy(l_lab, y_lab)
         lse_unl, lse_fake = torch.logsumexp(l_unl, 1), torch.logsumexp(l_fake, 1)  # (B,)
         loss_unl = F.softplus(-lse_unl).mean() + F.softplus(lse_fake).mean()
@@ -116,9 +133,11 @@ class PlainLoop:
         loss_d.backward()
         self.opt_d.step()
 
-        f_fake = self.D(self.G(torch.rand(self.bs, self.z_dim)))[1]  # (B, 250)
-        f_real = self.D(x_unl2)[1]
-        loss_g = (f_real.mean(0) - f_fake.mean(0)).square().mean()
+        with self._autocast():
+            f_fake = self.D(self.G(torch.rand(self.bs, self.z_dim, device=self.device)))[1].float()  # (B, F)
+            f_real = self.D(x_unl2)[1].float()
+        diff = f_real.flatten(1).mean(0) - f_fake.flatten(1).mean(0)
+        loss_g = diff.abs().mean() if self.l1 else diff.square().mean()
         self.opt_g.zero_grad()
         self.opt_d.zero_grad()
         loss_g.backward()

@@ -18,12 +18,34 @@ whose ``.grad`` is None is skipped, as in PyTorch.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 OPTIMIZERS = ("adam", "reference_adam")
+
+
+def _without_dynamo_import(name: str):
+    """``torch.optim.Optimizer.<name>`` without its first-call ``import torch._dynamo``.
+
+    PyTorch wraps a few Optimizer methods in ``torch._disable_dynamo``, which imports ``torch._dynamo`` (the
+    compiler, about as long to import as torch itself: ~1.5 s of a training run's start-up on this project's
+    machine) the first time one is called, only to mark the method as not to be traced. While ``torch._dynamo``
+    is not loaded nothing can be tracing, so the undecorated method is called; once it is loaded (the user
+    compiles something), PyTorch's decorated method is used, as for any optimizer.
+    """
+    decorated = getattr(torch.optim.Optimizer, name)
+    plain = getattr(decorated, "__wrapped__", None)
+    if plain is None:  # another PyTorch version: nothing to avoid
+        return decorated
+
+    def method(self, *args, **kwargs):
+        return (decorated if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+
+    method.__name__, method.__qualname__, method.__doc__ = name, f"ReferenceAdam.{name}", decorated.__doc__
+    return method
 
 
 class ReferenceAdam(torch.optim.Optimizer):
@@ -53,6 +75,11 @@ class ReferenceAdam(torch.optim.Optimizer):
             raise ValueError(f"ReferenceAdam: eps must be >= 0, got {eps}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
 
+    add_param_group = _without_dynamo_import("add_param_group")
+    zero_grad = _without_dynamo_import("zero_grad")
+    state_dict = _without_dynamo_import("state_dict")
+    load_state_dict = _without_dynamo_import("load_state_dict")
+
     @torch.no_grad()
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns the closure's loss if one is given."""
@@ -63,11 +90,11 @@ class ReferenceAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps = group["lr"], group["eps"]
+            by_step: dict[int, list[torch.Tensor]] = {}  # parameters grouped by their step count
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if grad.is_sparse:
+                if p.grad.is_sparse:
                     raise RuntimeError("ReferenceAdam does not support sparse gradients")
                 state = self.state[p]
                 if not state:
@@ -75,12 +102,21 @@ class ReferenceAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(grad, alpha=1.0 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                denom = (v / (1.0 - beta2**t)).add_(eps).sqrt_()  # sqrt(v_hat + eps)
-                p.addcdiv_(m, denom, value=-lr / (1.0 - beta1**t))
+                by_step.setdefault(state["step"], []).append(p)
+            for t, params in by_step.items():
+                # the formula of the module doc, element for element, as multi-tensor (foreach) operations:
+                # a few kernels for all parameters instead of a few per parameter
+                grads = [p.grad for p in params]
+                m = [self.state[p]["exp_avg"] for p in params]
+                v = [self.state[p]["exp_avg_sq"] for p in params]
+                torch._foreach_mul_(m, beta1)
+                torch._foreach_add_(m, grads, alpha=1.0 - beta1)
+                torch._foreach_mul_(v, beta2)
+                torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+                denom = torch._foreach_div(v, 1.0 - beta2**t)
+                torch._foreach_add_(denom, eps)
+                torch._foreach_sqrt_(denom)  # sqrt(v_hat + eps)
+                torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - beta1**t))
         return loss
 
 

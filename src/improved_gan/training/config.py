@@ -71,6 +71,8 @@ class TrainConfig:
     eval_samples: int = 10_000  # generated samples for sample-quality metrics
     metrics: tuple[str, ...] = ()  # sample-quality metrics; () = the data set's defaults
     sample_grid: int = 100  # images in each samples/*.png grid
+    precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of the step's forward passes (README)
+    compile: str = "off"  # off | default | reduce-overhead: torch.compile of the step's G and D passes
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ _CHOICES = {
     "loss.generator": ("feature_matching", "nonsaturating"),
     "loss.feature_distance": ("l2", "mse", "l1"),
     "optim.name": ("reference_adam", "adam"),
+    "train.precision": ("fp32", "bf16"),
+    "train.compile": ("off", "default", "reduce-overhead"),
 }
 
 

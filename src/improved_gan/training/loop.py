@@ -61,6 +61,14 @@ def _seed(*parts: int) -> int:
     return h
 
 
+def _compiled(module: torch.nn.Module, mode: str) -> Any:
+    """``module`` itself for ``mode="off"``, else ``torch.compile(module, mode=...)`` ("default" is torch's default
+    mode; "reduce-overhead" also records CUDA graphs on a GPU). The compiled wrapper shares the parameters."""
+    if mode == "off":
+        return module
+    return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
+
+
 class Trainer:
     """Owns the networks, optimizers and training state of one run (one rank, under torchrun)."""
 
@@ -136,6 +144,21 @@ class Trainer:
         self.loss_count = 0
         # first step whose losses were not finite: (step, loss name, value); see divergence()
         self._diverged: tuple[int, str, float] | None = None
+        self._dev_sums: torch.Tensor | None = None  # CUDA: loss sums on the device (see _record_losses)
+        self._dev_names: tuple[str, ...] = ()
+        self._dev_bad: torch.Tensor | None = None  # CUDA: (step, loss index, value) of the first bad step
+        self._dev_bad_names: tuple[str, ...] = ()
+        self._lr_sum = 0.0
+        self._last_lr: float | None = None
+        self._d_trainable = [p for p in self.D.parameters() if p.requires_grad]
+        self.bf16 = cfg.train.precision == "bf16"
+        # the step's forward passes, optionally through torch.compile (README, "Precision, compilation and time
+        # budgets"); self.G and self.D stay the plain modules (state dicts, evaluation)
+        self._g, self._d = _compiled(self.G, cfg.train.compile), _compiled(self.D, cfg.train.compile)
+        # losses stay on the device (no per-step read) on CUDA; the CPU reads them each step (cheap there)
+        self.device_losses = self.device.type == "cuda"
+        # seconds of a time budget, if the run has one: the learning-rate schedule then anneals over it
+        self.time_budget_seconds: float | None = None
 
     def _labeled_indices(self, labels: torch.Tensor) -> torch.Tensor:
         """The labelled subset (balanced, seeded as in the reference code), or every example for ``-1``."""
@@ -150,36 +173,67 @@ class Trainer:
             ) from None
 
     # ------------------------------------------------------------------------------------------------ batches
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A CPU tensor on the training device; on CUDA through pinned memory without blocking the host."""
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
     def _real_batch(self, batcher) -> torch.Tensor:
         bs = self.cfg.data.batch_size
         if self.data.toy is not None:
-            return self.data.toy.sample(bs, generator=self.toy_gen).to(self.device)
+            return self._to_device(self.data.toy.sample(bs, generator=self.toy_gen))
         idx = batcher.next_indices()
-        return self.data.train_x[idx.to(self.data.train_x.device)].to(self.device, non_blocking=True)
+        if self.data.train_x.device.type == "cuda":
+            idx = self._to_device(idx)
+        return self.data.train_x[idx].to(self.device)
 
     def _labeled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.lab_idx[self.lab_batcher.next_indices()]
-        idx = idx.to(self.data.train_x.device)
+        if self.data.train_x.device.type == "cuda":
+            idx = self._to_device(idx)
         return self.data.train_x[idx].to(self.device), self.data.train_y[idx].to(self.device)
 
     def _z(self, n: int) -> torch.Tensor:
-        return self.G.sample_z(n, generator=self.z_gen).to(self.device)
+        # drawn on the CPU generator (the same z on every device, saved in the checkpoint), copied without a sync
+        return self._to_device(self.G.sample_z(n, generator=self.z_gen, device="cpu"))
+
+    def progress(self) -> float:
+        """Fraction of the run done, in [0, 1]: ``step / train.steps``, or with a time budget
+        (:attr:`time_budget_seconds`) the larger of that and ``wall_seconds / budget``, so that a learning-rate
+        decay anneals over the steps the budget allows at the measured step rate (README, "Precision, compilation
+        and time budgets")."""
+        frac = self.step / self.cfg.train.steps
+        if self.time_budget_seconds:
+            frac = max(frac, self.wall_seconds / self.time_budget_seconds)
+        return min(frac, 1.0)
 
     def _lr(self) -> float:
-        oc, steps = self.cfg.optim, self.cfg.train.steps
+        oc = self.cfg.optim
         if oc.decay_start >= 1.0:
             return oc.lr
-        frac = self.step / steps
-        return oc.lr * min(1.0, max(0.0, (1.0 - frac) / (1.0 - oc.decay_start)))
+        return oc.lr * min(1.0, max(0.0, (1.0 - self.progress()) / (1.0 - oc.decay_start)))
+
+    def _autocast(self):
+        """bfloat16 autocast of the forward passes for ``train.precision="bf16"``: matrix products in bfloat16,
+        float32 accumulation and parameters (README, "Precision, compilation and time budgets")."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     # --------------------------------------------------------------------------------------------------- step
-    def train_step(self) -> dict[str, float]:
-        """One discriminator update and one generator update; returns the losses as floats."""
+    def train_step(self) -> dict[str, Any]:
+        """One discriminator update and one generator update; returns the step's losses and ``lr``.
+
+        On the CPU the losses are Python floats. On CUDA they are 0-dim device tensors (reading them would
+        wait for the GPU): the step makes no host synchronisation; the sums for :meth:`pop_mean_losses` and
+        the divergence check stay on the device until read.
+        """
         cfg, bs = self.cfg, self.cfg.data.batch_size
         lr = self._lr()
-        for opt in (self.opt_d, self.opt_g):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        if lr != self._last_lr:
+            for opt in (self.opt_d, self.opt_g):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            self._last_lr = lr
         use_labels = self.lab_idx is not None
         self.G.train()
         self.D.train()
@@ -189,22 +243,23 @@ class Trainer:
         if x_unl is None:
             x_unl = self._real_batch(None)
         x_lab, y_lab = self._labeled_batch() if use_labels else (None, None)
-        if (
-            self.vbn
-        ):  # the fixed reference z through the CURRENT generator, with gradient (used in the G step too)
-            with virtual_batch_reference(self.G):
-                self.G(self.z_ref)
-        with torch.no_grad():
-            x_fake = self.G(self._z(bs))
-        if self.joint_d_pass:
-            parts = ([x_lab] if use_labels else []) + [x_unl, x_fake]
-            logits, _ = self.D(torch.cat(parts))
-            chunks = torch.split(logits, [p.shape[0] for p in parts])
-            l_lab, l_unl, l_fake = chunks if use_labels else (None, *chunks)
-        else:
-            l_lab = self.D(x_lab)[0] if use_labels else None
-            l_unl = self.D(x_unl)[0]
-            l_fake = self.D(x_fake)[0]
+        with self._autocast():
+            if (
+                self.vbn
+            ):  # the fixed reference z through the CURRENT G, with gradient (used in the G step too)
+                with virtual_batch_reference(self.G):
+                    self.G(self.z_ref)
+            with torch.no_grad():
+                x_fake = self._g(self._z(bs))
+            if self.joint_d_pass:
+                parts = ([x_lab] if use_labels else []) + [x_unl, x_fake]
+                logits, _ = self._d(torch.cat(parts))
+                chunks = torch.split(logits.float(), [p.shape[0] for p in parts])
+                l_lab, l_unl, l_fake = chunks if use_labels else (None, *chunks)
+            else:
+                l_lab = self._d(x_lab)[0].float() if use_labels else None
+                l_unl = self._d(x_unl)[0].float()
+                l_fake = self._d(x_fake)[0].float()
         loss_d, parts_d = self.objectives.discriminator(l_lab, y_lab, l_unl, l_fake)
         if self.ha_d is not None:
             loss_d = loss_d + cfg.loss.historical_averaging * self.ha_d.penalty()
@@ -214,18 +269,20 @@ class Trainer:
         self.opt_d.step()
 
         # ---- generator step (D frozen: no weight gradients for D)
-        trainable = [p for p in self.D.parameters() if p.requires_grad]
-        for p in trainable:
+        for p in self._d_trainable:
             p.requires_grad_(False)
         try:
-            x_gen = self.G(self._z(bs))
-            logits_gen, f_fake = self.D(x_gen)
+            with self._autocast():
+                x_gen = self._g(self._z(bs))
+                logits_gen, f_fake = self._d(x_gen)
+                if self.objectives.feature_matching:
+                    x_unl2 = self._real_batch(getattr(self, "unl2_batcher", None))
+                    with torch.no_grad():
+                        f_real = self._d(x_unl2)[1]
+            logits_gen = logits_gen.float()
             if self.objectives.feature_matching:
-                x_unl2 = self._real_batch(getattr(self, "unl2_batcher", None))
-                with torch.no_grad():
-                    f_real = self.D(x_unl2)[1]
-                real_mean = D_.global_mean(f_real.flatten(1).mean(0), self.dist)  # (F,)
-                fake_mean = D_.global_mean(f_fake.flatten(1).mean(0), self.dist)  # (F,)
+                real_mean = D_.global_mean(f_real.float().flatten(1).mean(0), self.dist)  # (F,)
+                fake_mean = D_.global_mean(f_fake.float().flatten(1).mean(0), self.dist)  # (F,)
                 loss_g = self.objectives.generator(logits_gen, real_mean, fake_mean)
                 # x world size: with global_mean and average_gradients this gives the global-batch gradient
                 objective = loss_g * self.dist.world_size
@@ -237,7 +294,7 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             objective.backward()
         finally:
-            for p in trainable:
+            for p in self._d_trainable:
                 p.requires_grad_(True)
         D_.average_gradients(self.G, self.dist)
         self.opt_g.step()
@@ -248,26 +305,77 @@ class Trainer:
             self.ha_d.update()
             self.ha_g.update()
         self.step += 1
-        out = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "lr": lr}
-        out.update({k: v.item() for k, v in parts_d.items()})
-        for k, v in out.items():
-            self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
-            if self._diverged is None and not math.isfinite(v):
-                self._diverged = (self.step, k, v)
+        return self._record_losses({"loss_d": loss_d, "loss_g": loss_g, **parts_d}, lr)
+
+    def _record_losses(self, values: dict[str, torch.Tensor], lr: float) -> dict[str, Any]:
+        """Add the step's losses to the sums since the last evaluation and watch for non-finite values.
+
+        CPU: Python floats (``.item()`` is cheap there). CUDA (:attr:`device_losses`): one stacked device tensor of
+        sums and a device-side record of the first non-finite step, updated without reading anything back (see
+        :meth:`divergence`); both paths give the same means and the same divergence record.
+        """
         self.loss_count += 1
-        return out
+        if not self.device_losses:
+            out = {"loss_d": values["loss_d"].item(), "loss_g": values["loss_g"].item(), "lr": lr}
+            out.update({k: v.item() for k, v in values.items() if k not in out})
+            for k, v in out.items():
+                self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
+                if self._diverged is None and not math.isfinite(v):
+                    self._diverged = (self.step, k, v)
+            return out
+        self._lr_sum += lr
+        stacked = torch.stack([v.detach().double() for v in values.values()])  # (L,) summed in float64
+        if self._dev_sums is None or self._dev_names != tuple(values):
+            self._flush_device_sums()
+            self._dev_names = tuple(values)
+            self._dev_sums = torch.zeros_like(stacked)
+            if self._dev_bad is None:
+                self._dev_bad = torch.full((3,), -1.0, dtype=torch.float64, device=self.device)
+        self._dev_sums += stacked
+        if self._diverged is None:
+            bad = ~torch.isfinite(stacked)  # (L,)
+            first = bad.to(torch.int64).argmax()  # index of the first non-finite loss (0 if none)
+            new = bad.any() & (self._dev_bad[0] < 0)
+            # torch.full passes the step as a kernel argument: no host-to-device copy, no synchronisation
+            step = torch.full((), float(self.step), dtype=torch.float64, device=self.device)
+            record = torch.stack([step, first.double(), stacked[first].double()])
+            self._dev_bad = torch.where(new, record, self._dev_bad)
+            self._dev_bad_names = self._dev_names
+        out = {k: v.detach() for k, v in values.items()}
+        return {"loss_d": out["loss_d"], "loss_g": out["loss_g"], "lr": lr, **out}
+
+    def _flush_device_sums(self) -> None:
+        """Move the device-side loss sums into :attr:`loss_sums` (one read from the GPU)."""
+        if self._dev_sums is not None:
+            for k, v in zip(self._dev_names, self._dev_sums.tolist()):
+                self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
+            self._dev_sums = None
+        if self._lr_sum:
+            self.loss_sums["lr"] = self.loss_sums.get("lr", 0.0) + self._lr_sum
+            self._lr_sum = 0.0
 
     def divergence(self) -> tuple[int, str, float] | None:
         """``(step, loss name, value)`` of the first step whose losses were not finite (NaN or infinite), or
         None while every loss has been finite. The step counts updates as :attr:`step` does (the first update is
-        step 1), so the parameters after that step are the first non-finite state."""
+        step 1), so the parameters after that step are the first non-finite state. On CUDA the record is kept on
+        the device and this call reads it (a host synchronisation: call it at evaluations, not every step)."""
+        if self._diverged is None and self._dev_bad is not None:
+            step, index, value = self._dev_bad.tolist()
+            if step >= 0:
+                self._diverged = (int(step), self._dev_bad_names[int(index)], float(value))
         return self._diverged
 
     def pop_mean_losses(self) -> dict[str, float]:
         """Mean of each loss since the previous call (or the start), then reset the sums."""
-        means = {k: v / max(self.loss_count, 1) for k, v in self.loss_sums.items()}
+        self._flush_device_sums()
+        means = {k: v / max(self.loss_count, 1) for k, v in self._ordered_sums().items()}
         self.loss_sums, self.loss_count = {}, 0
         return means
+
+    def _ordered_sums(self) -> dict[str, float]:
+        """The sums in the order ``loss_d, loss_g, lr, <parts>`` (the order of the metrics.jsonl columns)."""
+        first = [k for k in ("loss_d", "loss_g", "lr") if k in self.loss_sums]
+        return {k: self.loss_sums[k] for k in [*first, *(k for k in self.loss_sums if k not in first)]}
 
     # ------------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -332,7 +440,7 @@ class Trainer:
         state = {
             "step": self.step,
             "wall_seconds": self.wall_seconds,
-            "loss_sums": dict(self.loss_sums),
+            "loss_sums": self._flushed_sums(),
             "loss_count": self.loss_count,
             "world_size": self.dist.world_size,
             "G": self.G.state_dict(),
@@ -354,12 +462,17 @@ class Trainer:
             state["labeled_indices"] = self.lab_idx
         return state
 
+    def _flushed_sums(self) -> dict[str, float]:
+        self._flush_device_sums()
+        return dict(self._ordered_sums())
+
     def load_state_dict(self, state: dict[str, Any], *, restore_rng: bool = True) -> None:
         """Restore a :meth:`state_dict`. ``restore_rng=False`` leaves the random streams alone (evaluation of a
         run needs the weights only, whatever the number of processes that wrote the checkpoint)."""
         self.step = int(state["step"])
         self.wall_seconds = float(state["wall_seconds"])
         self.loss_sums = {k: float(v) for k, v in state["loss_sums"].items()}
+        self._dev_sums, self._lr_sum = None, 0.0
         self.loss_count = int(state["loss_count"])
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])

@@ -46,23 +46,45 @@ from improved_gan.training.loop import TrainData, Trainer
 SAMPLE_SEED = 12345  # fixed z for the sample grids, so grids of successive evaluations are comparable
 
 
+# Modules every run imports later (plot_curves needs matplotlib's Agg canvas): imported in a background thread
+# while the data set is decoded (gzip and the normalisation release the GIL), off the start-up's critical path.
+_PRELOAD = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def _preload_modules() -> None:
+    import importlib
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the later import raises where it matters
+            return
+
+
 def load_train_data(cfg: Config, *, data_dir: str | None, device: str) -> tuple[TrainData, Any]:
     """Read and normalise the data set of ``cfg`` onto ``device``; returns ``(TrainData, to_unit)``."""
     name = cfg.data.dataset
     if is_toy(name):
         toy = load_toy(name)
         return TrainData(name=name, image_shape=(2,), num_classes=1, toy=toy), (lambda x: x)
-    ds = load_dataset(name, data_dir=data_dir)
-    dev = torch.device(device)
-    data = TrainData(
-        name=name,
-        image_shape=tuple(ds.image_shape),
-        num_classes=ds.num_classes,
-        train_x=ds.normalize(ds.train_images).to(dev),
-        train_y=ds.train_labels.to(dev),
-        test_x=ds.normalize(ds.test_images).to(dev),
-        test_y=ds.test_labels.to(dev),
-    )
+    import threading
+
+    preload = threading.Thread(target=_preload_modules, name="improved-gan-preload", daemon=True)
+    preload.start()
+    try:
+        ds = load_dataset(name, data_dir=data_dir)
+        dev = torch.device(device)
+        data = TrainData(
+            name=name,
+            image_shape=tuple(ds.image_shape),
+            num_classes=ds.num_classes,
+            train_x=ds.normalize(ds.train_images).to(dev),
+            train_y=ds.train_labels.to(dev),
+            test_x=ds.normalize(ds.test_images).to(dev),
+            test_y=ds.test_labels.to(dev),
+        )
+    finally:
+        preload.join()  # no import runs concurrently with the rest of the run
     return data, ds.to_unit
 
 
@@ -295,17 +317,19 @@ class RunLock:
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """``curves.png``: the mean losses and the evaluation metrics against the step (matplotlib's Agg canvas,
+    without pyplot, so the caller's matplotlib backend and figures are left alone)."""
     import io
 
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if not rows:
         return
     steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    fig = Figure(figsize=(9, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
     for key in ("loss_d", "loss_g", "loss_lab", "loss_unl"):
         if key in rows[0]:
             axes[0].plot(steps, [r.get(key, float("nan")) for r in rows], label=key)
@@ -332,7 +356,6 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -411,7 +434,13 @@ def _loop(
         final = trainer.step >= tc.steps or (bool(over) and not stop)
         ips = imgs_per_step * window_steps / max(time.perf_counter() - window_t, 1e-9)
         if bar is not None:
-            post = {"d": f"{losses['loss_d']:.3f}", "g": f"{losses['loss_g']:.3f}", "img/s": f"{ips:.0f}"}
+            # on CUDA the step's losses are device tensors: printing them each step would wait for the GPU
+            post = {
+                k[5]: f"{v:.3f}"
+                for k, v in losses.items()
+                if k in ("loss_d", "loss_g") and isinstance(v, float)
+            }
+            post["img/s"] = f"{ips:.0f}"
             for key in ("test_accuracy", *evaluator.metric_names):
                 if key in last_eval:
                     post[key.replace("test_accuracy", "acc")] = f"{last_eval[key]:.4g}"
