@@ -33,7 +33,7 @@ def test_every_entry_point_accepts_the_fashion_mnist_aliases(name, tiny_fmnist):
     x = torch.tensor([0, 51, 255], dtype=torch.uint8)
     torch.testing.assert_close(normalize(name, x), torch.tensor([0.0, 0.2, 1.0]))  # x / 255
     torch.testing.assert_close(to_unit(name, torch.tensor([0.2])), torch.tensor([0.2]))
-    assert default_metrics(name) == ("classifier_score", "classifier_fid")
+    assert default_metrics(name) == ("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr")
     assert default_num_samples(name) == 10_000
     assert not is_toy(name)
     cfg = override(get_preset("fmnist-ssl"), [f"data.dataset={name}"])
