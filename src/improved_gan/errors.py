@@ -8,7 +8,16 @@ README, "Long runs on clusters" lists the exit statuses: 2 bad input (:class:`Us
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "UserError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DivergenceError",
+    "RunInUseError",
+    "StopRequested",
+    "StorageError",
+    "UserError",
+]
 
 
 class UserError(Exception):

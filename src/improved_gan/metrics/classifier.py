@@ -15,7 +15,8 @@ package (:data:`PACKAGED_DIR`), so the Fashion-MNIST metrics work on a fresh mac
 in the classifier directory overrides it. The shipped file is rebuilt by (README, "Command line")::
 
     improved-gan train fmnist-classifier --out src/improved_gan/metrics/weights/fashion-mnist-classifier-v1.pt
- It also stores the Gaussian statistics of the
+
+It also stores the Gaussian statistics of the
 real test set's features, so evaluation needs no data files. Inputs are images in [0, 1], shape
 (N, 1, 28, 28); they are rounded to the 256 levels of an 8-bit image first (as if saved as PNG), as the real
 data are.
