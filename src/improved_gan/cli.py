@@ -305,17 +305,19 @@ def _show_preset(name: str, data_dir: str | None) -> int:
     from improved_gan.training.presets import CLASSIFIER_PRESETS, describe, get_preset
 
     if name in CLASSIFIER_PRESETS:
-        from improved_gan.metrics.classifier import classifier_path
+        from improved_gan.metrics.classifier import TRAIN_OPTIONS, classifier_dir, classifier_path
 
         dataset = CLASSIFIER_PRESETS[name][0]
         print(f"{name}: {describe(name)}")
         print(
-            "trains with `improved-gan train NAME [--data-dir DIR] [--seed N] [--out FILE.pt]` (no --set keys)"
+            "trains with `improved-gan train NAME [--data-dir DIR] [--seed N] [--steps N] [--out FILE.pt]`; --set keys: "
+            + ", ".join(TRAIN_OPTIONS)
         )
         print("needs:")
         for line in _data_needs(dataset, data_dir):
             print(f"  {line}")
-        print(f"writes: {classifier_path(dataset)} (default; --out changes it)")
+        # training writes to the user's classifier folder (never into the package), which then overrides the shipped file
+        print(f"writes: {classifier_dir() / classifier_path(dataset).name} (default; --out changes it)")
         return 0
     cfg = get_preset(name)  # ConfigError for an unknown name: one error line, exit 2
     flat = flat_fields(cfg)
