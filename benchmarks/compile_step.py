@@ -12,7 +12,6 @@ mode with the ratio to eager, and writes JSON to ``benchmarks/results/compile_st
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -24,7 +23,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import machine_info, write_json  # noqa: E402
 from benchmarks.ssl_step import interleaved  # noqa: E402
 from improved_gan.training.config import override  # noqa: E402
 from improved_gan.training.loop import Trainer  # noqa: E402
@@ -83,9 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'train.compile':<18}{'first 2 steps s':>16}{'steps/s':>9}{'x eager':>9}")
     for mode in rates:
         print(f"{mode:<18}{first[mode]:>16.1f}{rates[mode]:>9.2f}{result['ratio_to_eager'][mode]:>9.2f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, result)
     return result
 
 

@@ -48,7 +48,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import machine_info, write_json  # noqa: E402
 from benchmarks.ssl_step import PlainLoop, counted_flops, interleaved  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -332,9 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["target_fraction_of_peak"] = TARGET_FRACTION
     machine["load_average_end"] = list(os.getloadavg())
     print_report(result)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, result)
     return result
 
 

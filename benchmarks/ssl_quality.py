@@ -34,7 +34,7 @@ import torch.nn.functional as F
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import machine_info, write_json  # noqa: E402
 from improved_gan.data import EpochBatcher  # noqa: E402
 from improved_gan.nn import GaussianNoise  # noqa: E402
 from improved_gan.training.config import Config, override  # noqa: E402
@@ -168,9 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     verdict = "met" if result["target_met"] else "NOT met"
     print(f"target: gan EMA accuracy >= {TARGET_ACCURACY:.2f} after {args.minutes:g} min: {verdict}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, result)
     return result
 
 

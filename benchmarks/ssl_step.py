@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -58,7 +57,7 @@ from torch.utils.flop_counter import FlopCounterMode
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import interleaved_medians, machine_info  # noqa: E402
+from benchmarks._common import interleaved_medians, machine_info, write_json  # noqa: E402
 from improved_gan.nn import GaussianNoise, WeightNormLinear  # noqa: E402
 from improved_gan.optim import ReferenceAdam  # noqa: E402
 from improved_gan.training.loop import Trainer  # noqa: E402
@@ -497,9 +496,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     result = measure(args)
     print_report(result)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, result)
     return result
 
 
