@@ -169,6 +169,21 @@ def test_time_budget_stops_cleanly_and_writes_results(fake_fmnist, tmp_path):
     assert ckpt["step"] == summary["steps"]
 
 
+def test_time_budget_anneals_the_learning_rate_over_the_budget(fake_fmnist, tmp_path):
+    # decay from the start, over a budget of 1.8 s: the steps (100,000 planned) would barely move it
+    run = tmp_path / "run"
+    extra = ["--steps", "100000", "--time-budget", "0.03", "--set", "optim.decay_start=0.0"]
+    assert _train(fake_fmnist, run, *extra, "--set", "train.eval_every=100000") == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_time_budget"] is True
+    (row,) = _metric_rows(run)  # one evaluation, at the end: its lr is the mean over the whole run
+    lr0 = 0.003
+    by_steps = lr0 * (1 - summary["steps"] / 2 / 100000)  # the mean if the decay followed the steps
+    assert 0.0 < row["lr"] < 0.8 * by_steps
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["opt_d"]["param_groups"][0]["lr"] < 0.2 * lr0  # close to 0 when the budget ends
+
+
 def test_sample_and_evaluate(fake_fmnist, tmp_path, capsys):
     run = tmp_path / "run"
     assert _train(fake_fmnist, run, "--steps", "2") == 0

@@ -423,13 +423,20 @@ def _loop(
     imgs_per_step = cfg.data.batch_size * dist.world_size
     window_t, window_steps = time.perf_counter(), 0
     stopped_early = False
+    # a learning-rate decay anneals over the budget (Trainer.progress); the clock it reads is agreed over ranks
+    trainer.time_budget_seconds = time_budget * 60.0 if time_budget is not None else None
     while trainer.step < tc.steps:
         losses = trainer.train_step()
-        trainer.wall_seconds = wall0 + time.perf_counter() - start
+        wall_us = round((wall0 + time.perf_counter() - start) * 1e6)
         window_steps += 1
-        over = time_budget is not None and trainer.wall_seconds >= time_budget * 60.0
+        over = time_budget is not None and wall_us >= time_budget * 60e6
         div = trainer.divergence() if check_every_step else None
-        over, signum, div_step = D_.all_max([int(over), stop_requested(), div[0] if div else 0], dist)
+        # one collective: the stop decision and the run's clock (the slowest rank's), so that every rank's
+        # next learning rate, computed from the clock under a time budget, is the same
+        over, signum, div_step, wall_us = D_.all_max(
+            [int(over), stop_requested(), div[0] if div else 0, wall_us], dist
+        )
+        trainer.wall_seconds = wall_us / 1e6
         stop = signum if trainer.step < tc.steps else 0
         final = trainer.step >= tc.steps or (bool(over) and not stop)
         ips = imgs_per_step * window_steps / max(time.perf_counter() - window_t, 1e-9)
