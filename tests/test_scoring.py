@@ -172,6 +172,18 @@ def test_feature_arrays_fid_kid_pr_and_bootstrap_match_numpy(tmp_path, capsys):
     assert "95% interval" in text
 
 
+def test_bootstrap_halves_too_small_for_a_metric_is_one_error_line(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "a.npy", rng.normal(size=(60, 4)))
+    np.save(tmp_path / "b.npy", rng.normal(size=(70, 4)))
+    argv = ["score", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--metrics", "kid", "--kid-subsets", "3"]
+    assert _run(argv + ["--kid-subset-size", "40"], capsys)[0] == 0  # 60 and 70 samples are enough without it
+    code, _, err = _run(argv + ["--kid-subset-size", "40", "--bootstrap", "5"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "a.npy: 60 samples" in line and "halves of --bootstrap have 30" in line
+    assert "needs at least 40" in line
+
+
 def test_sample_npz_and_scoring_a_run_folder(tmp_path, capsys):
     run = tmp_path / "toy"
     small = ["--set", "data.batch_size=16", "--set", "model.init_batch=16", "--set", "train.metrics=none"]

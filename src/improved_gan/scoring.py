@@ -404,8 +404,8 @@ def score(
 ) -> dict[str, Any]:
     """The ``metrics`` of ``first`` against ``reference`` -> ``{"values": {...}, "intervals": {...}}``.
 
-    ``intervals`` (only with ``bootstrap`` replicates) holds a 95% percentile interval per value
-    (:func:`improved_gan.metrics.bootstrap_interval`). Raises UserError for too few samples (module docstring).
+    ``intervals`` (only with ``bootstrap`` replicates) holds a 95% interval per value from random halves of the
+    inputs, centred on the value (:func:`improved_gan.metrics.bootstrap_interval`, ``method="half"``). Raises UserError for too few samples (module docstring).
     """
     from improved_gan.metrics import (
         bootstrap_interval,
@@ -420,10 +420,18 @@ def score(
     values: dict[str, float] = {}
     intervals: dict[str, list[float]] = {}
 
-    def interval(keys, fn, *arrays):
-        if bootstrap:
-            for key, ci in zip(keys, bootstrap_interval(fn, *arrays, n=bootstrap, seed=seed), strict=True):
-                intervals[key] = [ci[0], ci[1]]
+    def interval(keys, fn, *arrays, at_least: int = 4, what: str = "", sources=()):
+        # the replicates are random halves (bootstrap_interval's default): each half must still be enough
+        if not bootstrap:
+            return
+        for a, src in zip(arrays, sources or (first.source,), strict=False):
+            if len(a) // 2 < at_least:
+                raise UserError(
+                    f"{src}: {len(a)} samples, so the random halves of --bootstrap have {len(a) // 2}; "
+                    f"{what or keys[0]} needs at least {at_least}; use more samples or leave out --bootstrap"
+                )
+        for key, ci in zip(keys, bootstrap_interval(fn, *arrays, n=bootstrap, seed=seed), strict=True):
+            intervals[key] = [ci[0], ci[1]]
 
     ref_for_classifier = reference
     for name in metrics:
@@ -441,7 +449,13 @@ def score(
             _need(len(probs), splits, f"{name} with --splits {splits}", first.source, "pass fewer --splits")
             mean, std = inception_score(probs, splits=splits)
             values.update({name: mean, f"{name}_std": std})
-            interval([name], lambda p: inception_score(p, splits=splits)[0], probs)
+            interval(
+                [name],
+                lambda p: inception_score(p, splits=splits)[0],
+                probs,
+                at_least=splits,
+                what=f"{name} with --splits {splits}",
+            )
             continue
         ref = reference if inception or name == "classifier_fd" else ref_for_classifier
         if first.images is None or (ref is not None and ref.images is None):  # feature arrays
@@ -478,14 +492,22 @@ def score(
                     return frechet_distance(*gaussian_statistics(a), mu2, sigma2)
 
                 values[name] = fd(f1)
-                interval([name], fd, f1)
+                interval([name], fd, f1, at_least=d + 1, what=f"{name} ({d} feature dimensions)")
             else:
 
                 def fd2(a, b):
                     return frechet_distance(*gaussian_statistics(a), *gaussian_statistics(b))
 
                 values[name] = fd2(f1, f2)
-                interval([name], fd2, f1, f2)
+                interval(
+                    [name],
+                    fd2,
+                    f1,
+                    f2,
+                    at_least=d + 1,
+                    what=f"{name} ({d} feature dimensions)",
+                    sources=(first.source, ref.source),
+                )
         elif name in ("kid", "classifier_kid"):
             for s, f in ((first, f1), (ref, f2)):
                 _need(
@@ -501,7 +523,15 @@ def score(
 
             mean, std = kid(f1, f2)
             values.update({name: mean, f"{name}_std": std})
-            interval([name], lambda a, b: kid(a, b)[0], f1, f2)
+            interval(
+                [name],
+                lambda a, b: kid(a, b)[0],
+                f1,
+                f2,
+                at_least=kid_subset_size,
+                what=f"{name} with subsets of {kid_subset_size}",
+                sources=(first.source, ref.source),
+            )
         else:  # pr, classifier_pr
             for s, f in ((first, f1), (ref, f2)):
                 _need(len(f), k + 1, f"{name} with k={k}", s.source, "use more samples")
@@ -509,7 +539,13 @@ def score(
             p, r = precision_recall(f2, f1, k=k)
             values.update({f"{prefix}precision": p, f"{prefix}recall": r})
             interval(
-                [f"{prefix}precision", f"{prefix}recall"], lambda a, b: precision_recall(b, a, k=k), f1, f2
+                [f"{prefix}precision", f"{prefix}recall"],
+                lambda a, b: precision_recall(b, a, k=k),
+                f1,
+                f2,
+                at_least=k + 1,
+                what=f"{name} with k={k}",
+                sources=(first.source, ref.source),
             )
     return {"values": values, "intervals": intervals}
 
