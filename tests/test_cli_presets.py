@@ -76,3 +76,24 @@ def test_unknown_preset_is_one_error_line(capsys):
     code, out, err = _show(capsys, "fmnist-nope")
     assert code == 2 and out == ""
     assert err.startswith("error: unknown preset 'fmnist-nope'") and err.count("\n") == 1
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    # `improved-gan presets fmnist-ssl | head -1`: the reader is gone before the command writes
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "improved_gan", "presets", "fmnist-ssl"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(w)
+    assert proc.returncode == 141 and proc.stderr == ""

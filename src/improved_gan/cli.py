@@ -540,7 +540,13 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports a run's outcome
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
+        return code
+    except BrokenPipeError:  # `improved-gan presets | head`: the reader has gone; nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush would fail again
+        return 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe
     except StopRequested as exc:
         if rank0:
             where = (
