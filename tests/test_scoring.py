@@ -176,7 +176,15 @@ def test_bootstrap_halves_too_small_for_a_metric_is_one_error_line(tmp_path, cap
     rng = np.random.default_rng(3)
     np.save(tmp_path / "a.npy", rng.normal(size=(60, 4)))
     np.save(tmp_path / "b.npy", rng.normal(size=(70, 4)))
-    argv = ["score", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--metrics", "kid", "--kid-subsets", "3"]
+    argv = [
+        "score",
+        str(tmp_path / "a.npy"),
+        str(tmp_path / "b.npy"),
+        "--metrics",
+        "kid",
+        "--kid-subsets",
+        "3",
+    ]
     assert _run(argv + ["--kid-subset-size", "40"], capsys)[0] == 0  # 60 and 70 samples are enough without it
     code, _, err = _run(argv + ["--kid-subset-size", "40", "--bootstrap", "5"], capsys)
     line = _one_error_line(err)
