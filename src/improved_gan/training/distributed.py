@@ -139,18 +139,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """Rank 0's decision (e.g. "the time budget is over") for every rank."""
-    if not info.enabled:
-        return flag
-    device = (
-        f"cuda:{info.local_rank}" if dist.get_backend() == "nccl" else "cpu"
-    )  # NCCL takes CUDA tensors only
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def all_max(values: list[int], info: DistInfo) -> list[int]:
     """Element-wise maximum over ranks of a few integers, in ONE collective (e.g. the per-step stop decision:
     time budget over, a stop signal's number, a divergence; README, "Long runs on clusters")."""
