@@ -61,3 +61,33 @@ def test_fmnist_gan_trains_on_a_fresh_machine_with_nothing_trained_first(tmp_pat
     summary = json.loads((run / "summary.json").read_text())
     for key in ("classifier_score", "classifier_fid", "classifier_kid", "classifier_precision"):
         assert key in summary
+
+
+def test_the_pre_training_metric_check_does_not_warn(tmp_path, monkeypatch):
+    # before training, every metric runs once on 20 random images (a singular covariance by construction):
+    # that check must not print a warning about too few samples; 200 evaluation samples of 128 features do not
+    import warnings
+
+    from data_files import write_idx_dataset
+    from improved_gan.cli import main
+    from improved_gan.metrics import SingularCovarianceWarning
+
+    monkeypatch.setenv("IMPROVED_GAN_CLASSIFIERS", str(tmp_path / "empty"))  # no user classifier
+    data = tmp_path / "fmnist"
+    write_idx_dataset(data, n_train=60, n_test=20, seed=2)
+    small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.eval_samples=200"]
+    argv = [
+        "train",
+        "fmnist-gan",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(tmp_path / "g"),
+        "--steps",
+        "1",
+        "--quiet",
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(argv + small) == 0
+    assert not [w for w in caught if issubclass(w.category, SingularCovarianceWarning)]

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -835,5 +836,8 @@ def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
 
     names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
     fake = torch.rand(20, *trainer.data.image_shape, generator=torch.Generator().manual_seed(0))
-    with _own_random_numbers(trainer):
+    from improved_gan.metrics import SingularCovarianceWarning
+
+    with _own_random_numbers(trainer), warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularCovarianceWarning)  # 20 samples: singular by construction
         compute_metrics(names, fake, dataset=cfg.data.dataset, data_dir=data_dir, device=str(trainer.device))
