@@ -142,6 +142,11 @@ def test_half_sampling_interval_matches_an_independent_computation():
     full = np.array([x.mean(), y[0] + x[0]])
     expected = full + np.quantile(vals - vals.mean(0), [0.1, 0.9], axis=0)
     assert got == [tuple(expected[:, 0]), tuple(expected[:, 1])]
+    # a caller that has the full-data value already passes it instead of having it computed again
+    given = bootstrap_interval(
+        lambda a, b: (a.mean(), b[0] + a[0]), x, y, n=30, confidence=0.8, seed=5, estimate=tuple(full)
+    )
+    assert given == got
     with pytest.raises(ValueError, match="at least 4 rows"):
         bootstrap_interval(np.mean, np.arange(3.0))
 

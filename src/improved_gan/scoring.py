@@ -430,7 +430,9 @@ def score(
                     f"{src}: {len(a)} samples, so the random halves of --bootstrap have {len(a) // 2}; "
                     f"{what or keys[0]} needs at least {at_least}; use more samples or leave out --bootstrap"
                 )
-        for key, ci in zip(keys, bootstrap_interval(fn, *arrays, n=bootstrap, seed=seed), strict=True):
+        estimate = tuple(values[k] for k in keys)  # computed above: not again on the full data
+        cis = bootstrap_interval(fn, *arrays, n=bootstrap, seed=seed, estimate=estimate)
+        for key, ci in zip(keys, cis, strict=True):
             intervals[key] = [ci[0], ci[1]]
 
     ref_for_classifier = reference

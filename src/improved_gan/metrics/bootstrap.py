@@ -49,6 +49,7 @@ def bootstrap_interval(
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "half",
+    estimate: float | tuple[float, ...] | None = None,
 ) -> list[tuple[float, float]]:
     """Confidence interval of ``fn(*arrays)`` from ``n`` replicates (module docstring).
 
@@ -60,6 +61,8 @@ def bootstrap_interval(
         seed: seed of the draws.
         method: ``"half"`` (random halves without replacement, centred on the full-data value; default) or
             ``"resample"`` (percentile bootstrap with replacement).
+        estimate: ``fn(*arrays)`` when the caller has computed it already; ``"half"`` centres the interval on
+            it (computed here when not given; ``"resample"`` does not use it).
 
     Returns:
         One ``(low, high)`` pair per value that ``fn`` returns.
@@ -86,6 +89,6 @@ def bootstrap_interval(
     if method == "resample":
         lo, hi = np.quantile(values, q, axis=0)
     else:
-        full = _values(fn(*data))
+        full = _values(fn(*data) if estimate is None else estimate)
         lo, hi = full + np.quantile(values - values.mean(axis=0), q, axis=0)
     return [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
