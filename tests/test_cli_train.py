@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from PIL import Image
 
 from data_files import write_idx_dataset
 from improved_gan.cli import main
+from run_checks import assert_tensors_equal, metric_rows
 
 TINY = ["--set", "data.batch_size=20", "--set", "model.init_batch=40", "--quiet"]
 
@@ -29,30 +29,6 @@ def fake_fmnist(tmp_path_factory):
 
 def _train(data_dir, out, *extra):
     return main(["train", "fmnist-ssl", "--data-dir", str(data_dir), "--out", str(out), *TINY, *extra])
-
-
-def _tensors_equal(a, b, path="") -> None:
-    """Recursively assert two checkpoint structures are identical (tensors bit for bit)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if k != "wall_seconds":
-                _tensors_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _tensors_equal(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
-def _metric_rows(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    for r in rows:
-        r.pop("wall_seconds"), r.pop("images_per_second")
-    return rows
 
 
 def test_train_writes_every_file_of_the_run_folder(fake_fmnist, tmp_path, capsys):
@@ -75,7 +51,7 @@ def test_train_writes_every_file_of_the_run_folder(fake_fmnist, tmp_path, capsys
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["steps"] == 6 and cfg["data"]["batch_size"] == 20
     assert cfg["run"]["world_size"] == 1 and cfg["run"]["global_batch_size"] == 20
-    rows = _metric_rows(run)
+    rows = metric_rows(run)
     assert [r["step"] for r in rows] == [3, 6]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["labels"] == 100
@@ -109,8 +85,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(fake_fmnist, tmp_pat
 
     a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(part / "checkpoints" / "last.pt", weights_only=True)
-    _tensors_equal(a, b)
-    assert _metric_rows(full) == _metric_rows(part)
+    assert_tensors_equal(a, b)
+    assert metric_rows(full) == metric_rows(part)
     assert (full / "samples" / "latest.png").read_bytes() == (part / "samples" / "latest.png").read_bytes()
 
 
@@ -155,8 +131,8 @@ def test_resume_after_sigkill_is_bit_identical(fake_fmnist, tmp_path):
     )
     a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(part / "checkpoints" / "last.pt", weights_only=True)
-    _tensors_equal(a, b)
-    assert _metric_rows(full) == _metric_rows(part)
+    assert_tensors_equal(a, b)
+    assert metric_rows(full) == metric_rows(part)
 
 
 def test_time_budget_stops_cleanly_and_writes_results(fake_fmnist, tmp_path):
@@ -176,7 +152,7 @@ def test_time_budget_anneals_the_learning_rate_over_the_budget(fake_fmnist, tmp_
     assert _train(fake_fmnist, run, *extra, "--set", "train.eval_every=100000") == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stopped_by_time_budget"] is True
-    (row,) = _metric_rows(run)  # one evaluation, at the end: its lr is the mean over the whole run
+    (row,) = metric_rows(run)  # one evaluation, at the end: its lr is the mean over the whole run
     lr0 = 0.003
     by_steps = lr0 * (1 - summary["steps"] / 2 / 100000)  # the mean if the decay followed the steps
     assert 0.0 < row["lr"] < 0.8 * by_steps

@@ -20,6 +20,7 @@ import torch
 
 from data_files import write_idx_dataset
 from improved_gan.cli import main
+from run_checks import assert_tensors_equal, metric_rows
 
 ARGS = [
     "--set",
@@ -103,35 +104,12 @@ def base_run(fake_fmnist, tmp_path_factory):
     return out
 
 
-def _rows(run: Path) -> list[dict]:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    for r in rows:
-        r.pop("wall_seconds"), r.pop("images_per_second")
-    return rows
-
-
-def _same(a, b, path="") -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if k != "wall_seconds":
-                _same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 def _assert_same_run(a: Path, b: Path) -> None:
-    _same(
+    assert_tensors_equal(
         torch.load(a / "checkpoints" / "last.pt", weights_only=True),
         torch.load(b / "checkpoints" / "last.pt", weights_only=True),
     )
-    assert _rows(a) == _rows(b)
+    assert metric_rows(a) == metric_rows(b)
 
 
 def _start_paused(tmp_path, fake_fmnist, out, *, rank: int, pause_at: int, restarts: int, extra=()):

@@ -24,6 +24,7 @@ import torch
 
 from data_files import write_idx_dataset
 from improved_gan.cli import main
+from run_checks import assert_tensors_equal, metric_rows
 
 TINY = ["--set", "data.batch_size=20", "--set", "model.init_batch=40", "--quiet"]
 SCHEDULE = ["--steps", "8", "--checkpoint-every", "4", "--eval-every", "3"]
@@ -91,35 +92,12 @@ def _train(data_dir, out, *extra):
     return main(argv)
 
 
-def _tensors_equal(a, b, path="") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if k != "wall_seconds":
-                _tensors_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _tensors_equal(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
-def _metric_rows(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    for r in rows:
-        r.pop("wall_seconds"), r.pop("images_per_second")
-    return rows
-
-
 def _assert_same_run(a: Path, b: Path) -> None:
-    _tensors_equal(
+    assert_tensors_equal(
         torch.load(a / "checkpoints" / "last.pt", weights_only=True),
         torch.load(b / "checkpoints" / "last.pt", weights_only=True),
     )
-    assert _metric_rows(a) == _metric_rows(b)
+    assert metric_rows(a) == metric_rows(b)
     assert (a / "samples" / "latest.png").read_bytes() == (b / "samples" / "latest.png").read_bytes()
 
 
@@ -248,7 +226,7 @@ def test_divergence_stops_with_one_error_line_and_keeps_the_last_finite_checkpoi
     assert _all_finite(torch.load(run / "generator.pt", weights_only=True))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged"]["step"] == step
-    rows = _metric_rows(run)
+    rows = metric_rows(run)
     assert [r["step"] for r in rows] == list(range(1, step))  # no row of the diverged step
     assert all(v is not None for r in rows for v in r.values())
     # the diverged run is not continued, by resume or by --auto-resume
@@ -515,11 +493,11 @@ def test_auto_resume_of_a_run_killed_before_its_first_checkpoint_starts_over(tmp
     for name in ("checkpoints/last.pt", "summary.json", "generator.pt"):  # as if killed at step 3
         (run / name).unlink()
     assert _train_ring8(run, *sched, "--auto-resume") == 0
-    _tensors_equal(
+    assert_tensors_equal(
         torch.load(full / "checkpoints" / "last.pt", weights_only=True),
         torch.load(run / "checkpoints" / "last.pt", weights_only=True),
     )
-    assert _metric_rows(full) == _metric_rows(run)
+    assert metric_rows(full) == metric_rows(run)
 
 
 # ------------------------------------------------------------------------------------- the review bugs
@@ -652,7 +630,7 @@ def test_ablate_stops_after_the_current_runs_checkpoint_and_the_same_command_con
     assert (part / "all" / "seed1" / "summary.json").is_file()
     monkeypatch.undo()
     assert main(_ablate_argv(part)) == 0
-    _tensors_equal(
+    assert_tensors_equal(
         torch.load(full / "-ls" / "seed1" / "checkpoints" / "last.pt", weights_only=True),
         torch.load(run / "checkpoints" / "last.pt", weights_only=True),
     )

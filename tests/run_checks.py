@@ -1,0 +1,34 @@
+"""Comparisons of two training runs shared by the resume, long-run and torchrun tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def assert_tensors_equal(a, b, path: str = "") -> None:
+    """Assert two checkpoint structures are identical: same keys, tensors bit for bit and of the same dtype.
+    ``wall_seconds`` (the run's clock) is skipped wherever it appears."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k != "wall_seconds":
+                assert_tensors_equal(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_tensors_equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def metric_rows(run: Path) -> list[dict]:
+    """The rows of ``run/metrics.jsonl`` without the timing fields (which differ between equal runs)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for r in rows:
+        r.pop("wall_seconds"), r.pop("images_per_second")
+    return rows
