@@ -638,8 +638,7 @@ def train(
                     progress=progress,
                     new_budget=True,
                 )
-            if device.startswith("cuda") and dist.enabled:
-                device = f"cuda:{dist.local_rank}"
+            device = _rank_device(device, dist)
             trainer, to_unit = build_trainer(cfg, data_dir=data_dir, device=device, dist=dist)
             _check_metrics_available(trainer, data_dir)
             if dist.is_main:
@@ -744,8 +743,7 @@ def _continue(
             "continued: start a new run with other settings (e.g. a lower optim.lr)"
         )
     state = load_checkpoint(folder.last)
-    if device.startswith("cuda") and dist.enabled:
-        device = f"cuda:{dist.local_rank}"
+    device = _rank_device(device, dist)
     trainer, to_unit = build_trainer(
         cfg, data_dir=data_dir, device=device, dist=dist, state=state, source=folder.last
     )
@@ -784,6 +782,11 @@ def _continue(
         time_budget=time_budget,
         progress=progress,
     )
+
+
+def _rank_device(device: str, dist: D_.DistInfo) -> str:
+    """Under torchrun each process trains on its own GPU: ``cuda`` -> ``cuda:LOCAL_RANK``."""
+    return f"cuda:{dist.local_rank}" if device.startswith("cuda") and dist.enabled else device
 
 
 def _read_summary(folder: RunFolder) -> dict[str, Any]:
