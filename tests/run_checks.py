@@ -1,8 +1,10 @@
-"""Comparisons of two training runs shared by the resume, long-run and torchrun tests."""
+"""Helpers shared by the resume, long-run and torchrun tests: comparing two runs, starting torchrun."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -32,3 +34,23 @@ def metric_rows(run: Path) -> list[dict]:
     for r in rows:
         r.pop("wall_seconds"), r.pop("images_per_second")
     return rows
+
+
+def torchrun_cmd(*args: str, restarts: int = 0) -> list[str]:
+    """``python -m torch.distributed.run`` with 2 local processes and ``restarts`` restarts, then ``args``."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--max-restarts",
+        str(restarts),
+        *args,
+    ]
+
+
+def one_thread_env(**extra: str) -> dict[str, str]:
+    """This environment with one torch thread per process and unbuffered output, plus ``extra``."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ import torch.multiprocessing as mp
 from data_files import write_idx_dataset
 from improved_gan.losses import feature_matching_loss
 from improved_gan.training import distributed as D_
+from run_checks import one_thread_env, torchrun_cmd
 
 
 def _free_port() -> int:
@@ -66,19 +66,8 @@ def test_all_reduced_feature_matching_equals_single_process_statistics(tmp_path)
 
 
 def _torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "improved_gan",
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    cmd = torchrun_cmd("-m", "improved_gan", *args)
+    return subprocess.run(cmd, cwd=cwd, env=one_thread_env(), capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from data_files import write_idx_dataset
 from improved_gan.cli import main
-from run_checks import assert_tensors_equal, metric_rows
+from run_checks import assert_tensors_equal, metric_rows, one_thread_env, torchrun_cmd
 
 ARGS = [
     "--set",
@@ -67,24 +66,6 @@ WRAPPER = textwrap.dedent(
 )
 
 
-def _torchrun_cmd(*args: str, restarts: int = 0) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "--max-restarts",
-        str(restarts),
-        *args,
-    ]
-
-
-def _env(**extra) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
-
-
 @pytest.fixture(scope="module")
 def fake_fmnist(tmp_path_factory):
     d = tmp_path_factory.mktemp("fmnist")
@@ -96,9 +77,13 @@ def fake_fmnist(tmp_path_factory):
 def base_run(fake_fmnist, tmp_path_factory):
     """An uninterrupted 2-process run."""
     out = tmp_path_factory.mktemp("base") / "run"
-    cmd = _torchrun_cmd("-m", "improved_gan", "train", "fmnist-ssl", "--out", str(out))
+    cmd = torchrun_cmd("-m", "improved_gan", "train", "fmnist-ssl", "--out", str(out))
     p = subprocess.run(
-        [*cmd, "--data-dir", str(fake_fmnist), *ARGS], env=_env(), capture_output=True, text=True, timeout=600
+        [*cmd, "--data-dir", str(fake_fmnist), *ARGS],
+        env=one_thread_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     return out
@@ -116,8 +101,8 @@ def _start_paused(tmp_path, fake_fmnist, out, *, rank: int, pause_at: int, resta
     script = tmp_path / "wrapper.py"
     script.write_text(WRAPPER)
     mark = tmp_path / "mark"
-    cmd = _torchrun_cmd(str(script), "train", "fmnist-ssl", "--out", str(out), restarts=restarts)
-    env = _env(PAUSE_RANK=str(rank), PAUSE_AT=str(pause_at), MARK=str(mark))
+    cmd = torchrun_cmd(str(script), "train", "fmnist-ssl", "--out", str(out), restarts=restarts)
+    env = one_thread_env(PAUSE_RANK=str(rank), PAUSE_AT=str(pause_at), MARK=str(mark))
     proc = subprocess.Popen(
         [*cmd, "--data-dir", str(fake_fmnist), *ARGS, *extra],
         env=env,
@@ -163,10 +148,14 @@ def test_rank0_refusal_ends_every_rank_with_one_error_line(fake_fmnist, tmp_path
     base_run = tmp_path / "run"  # a folder holding a run (written by one process: it is only refused here)
     (base_run / "checkpoints").mkdir(parents=True)
     (base_run / "config.json").write_text("{}")
-    cmd = _torchrun_cmd("-m", "improved_gan", "train", "fmnist-ssl", "--out", str(base_run))
+    cmd = torchrun_cmd("-m", "improved_gan", "train", "fmnist-ssl", "--out", str(base_run))
     t0 = time.time()
     p = subprocess.run(
-        [*cmd, "--data-dir", str(fake_fmnist), *ARGS], env=_env(), capture_output=True, text=True, timeout=300
+        [*cmd, "--data-dir", str(fake_fmnist), *ARGS],
+        env=one_thread_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert p.returncode != 0
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
@@ -193,7 +182,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(fake_fmnist, base
         f"--data-dir {fake_fmnist} (under torchrun, 2 processes)"
     ], err[-3000:]
     assert int(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"]) == 3
-    cmd = _torchrun_cmd("-m", "improved_gan", "resume", str(run), "--data-dir", str(fake_fmnist), "--quiet")
-    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    cmd = torchrun_cmd("-m", "improved_gan", "resume", str(run), "--data-dir", str(fake_fmnist), "--quiet")
+    p = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     _assert_same_run(base_run, run)
