@@ -15,7 +15,7 @@ from improved_gan.errors import ConfigError
 from improved_gan.training.config import override
 from improved_gan.training.loop import Trainer
 from improved_gan.training.presets import get_preset
-from test_cli_train import _metric_rows, _tensors_equal
+from run_checks import assert_tensors_equal, metric_rows
 from test_presets_run import fake_data
 
 SMALL = ["data.batch_size=4", "model.init_batch=8", "data.labels_per_class=2"]
@@ -68,7 +68,7 @@ def test_resume_from_a_state_dict_is_bit_identical(precision):
     resumed.load_state_dict(torch.load(buf, weights_only=True))
     for _ in range(3):
         resumed.train_step()
-    _tensors_equal(full.state_dict(), resumed.state_dict())
+    assert_tensors_equal(full.state_dict(), resumed.state_dict())
     assert full.pop_mean_losses() == resumed.pop_mean_losses()
 
 
@@ -94,8 +94,8 @@ def test_bf16_cli_run_resumes_bit_identically(tmp_path, monkeypatch):
     assert main(["resume", str(part), "--data-dir", str(data), "--quiet"]) == 0
     a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(part / "checkpoints" / "last.pt", weights_only=True)
-    _tensors_equal(a, b)
-    assert _metric_rows(full) == _metric_rows(part)
+    assert_tensors_equal(a, b)
+    assert metric_rows(full) == metric_rows(part)
 
 
 def test_device_side_loss_sums_equal_the_per_step_floats():
