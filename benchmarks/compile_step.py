@@ -26,9 +26,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improve
 from benchmarks._common import machine_info, write_json  # noqa: E402
 from benchmarks.ssl_step import interleaved  # noqa: E402
 from improved_gan.training.config import override  # noqa: E402
-from improved_gan.training.loop import Trainer  # noqa: E402
 from improved_gan.training.presets import get_preset  # noqa: E402
 from improved_gan.training.run import load_train_data  # noqa: E402
+from improved_gan.training.trainer import Trainer  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "compile_step.json"
 

@@ -206,9 +206,9 @@ def mm_peak(dtype: torch.dtype, device: torch.device, sizes=(1024, 2048), reps: 
 
 def step_alone(args: argparse.Namespace) -> dict:
     from improved_gan.training.config import override
-    from improved_gan.training.loop import Trainer
     from improved_gan.training.presets import get_preset
     from improved_gan.training.run import load_train_data
+    from improved_gan.training.trainer import Trainer
 
     device = torch.device(args.device)
     cfg = override(get_preset(args.preset), args.set)

@@ -8,7 +8,7 @@ Usage:
   ``cifar10-ssl`` (4000 labels: 400 per class) runs on data of CIFAR's shape;
 - ``python benchmarks/gpu_pieces.py load-on-cpu RUN_DIR [--steps 2]``: loads ``RUN_DIR/checkpoints/last.pt``
   (written on a GPU) on the CPU (``map_location="cpu"``, ``weights_only=True``), checks that every tensor is now
-  on the CPU, restores a CPU :class:`~improved_gan.training.loop.Trainer` of the run's configuration from it and
+  on the CPU, restores a CPU :class:`~improved_gan.training.trainer.Trainer` of the run's configuration from it and
   trains ``--steps`` steps; prints one JSON line (``step`` before and after, ``test_accuracy`` on the CPU).
 """
 

@@ -8,7 +8,7 @@ For every seed (the run seed: parameter init, data order, noise; the labelled su
 - ``gan``: :func:`improved_gan.training.run.train` of the preset with ``time_budget=minutes`` in a temporary
   folder; its ``summary.json`` gives ``test_accuracy`` (the evaluation EMA of D) and ``test_accuracy_raw``
   (D's current parameters), both with D's noise off.
-- ``supervised``: the SAME discriminator (a :class:`~improved_gan.training.loop.Trainer` of the same
+- ``supervised``: the SAME discriminator (a :class:`~improved_gan.training.trainer.Trainer` of the same
   configuration: the same data-dependent init, the same 100 labelled examples, ReferenceAdam with the same
   settings, the same EMA) trained on the 100 labels alone with cross-entropy, one full shuffled labelled batch
   per step, for the same budget or ``--sup-steps`` steps, whichever comes first, and evaluated by the same
@@ -38,9 +38,9 @@ from benchmarks._common import machine_info, write_json  # noqa: E402
 from improved_gan.data import EpochBatcher  # noqa: E402
 from improved_gan.nn import GaussianNoise  # noqa: E402
 from improved_gan.training.config import Config, override  # noqa: E402
-from improved_gan.training.loop import Trainer  # noqa: E402
 from improved_gan.training.presets import get_preset  # noqa: E402
 from improved_gan.training.run import load_train_data, train  # noqa: E402
+from improved_gan.training.trainer import Trainer  # noqa: E402
 
 TARGET_ACCURACY = 0.80
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "ssl_quality.json"

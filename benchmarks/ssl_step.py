@@ -4,7 +4,7 @@ Usage: ``python benchmarks/ssl_step.py [--steps N] [--repeats R] [--json PATH] [
 
 What is compared (one process, the same threads, the same networks and the same initial parameters):
 
-- ``ours``: :meth:`improved_gan.training.loop.Trainer.train_step` of the ``fmnist-ssl`` preset (one joint D
+- ``ours``: :meth:`improved_gan.training.trainer.Trainer.train_step` of the ``fmnist-ssl`` preset (one joint D
   pass over labelled + unlabelled + generated, generated without gradient, D frozen in the G step, real
   features without gradient, ReferenceAdam, evaluation EMA update).
 - ``plain``: the loop most public PyTorch ports of the paper's MNIST script use, written here: a
@@ -60,9 +60,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improve
 from benchmarks._common import interleaved_medians, machine_info, write_json  # noqa: E402
 from improved_gan.nn import GaussianNoise, WeightNormLinear  # noqa: E402
 from improved_gan.optim import ReferenceAdam  # noqa: E402
-from improved_gan.training.loop import Trainer  # noqa: E402
 from improved_gan.training.presets import get_preset  # noqa: E402
 from improved_gan.training.run import load_train_data  # noqa: E402
+from improved_gan.training.trainer import Trainer  # noqa: E402
 
 TARGET_RATIO = 3.0
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "ssl_step.json"

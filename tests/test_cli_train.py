@@ -67,19 +67,19 @@ def test_resume_after_interruption_equals_uninterrupted_run(fake_fmnist, tmp_pat
     assert _train(fake_fmnist, full, "--steps", "8", "--checkpoint-every", "4", "--eval-every", "2") == 0
 
     # Interrupt a second run in the middle of step 6 (after the step-4 checkpoint), as a crash would.
-    from improved_gan.training import loop
+    from improved_gan.training import trainer
 
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def crashing(self):
         if self.step == 5:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", crashing)
+    monkeypatch.setattr(trainer.Trainer, "train_step", crashing)
     part = tmp_path / "part"
     assert _train(fake_fmnist, part, "--steps", "8", "--checkpoint-every", "4", "--eval-every", "2") == 130
-    monkeypatch.setattr(loop.Trainer, "train_step", original)
+    monkeypatch.setattr(trainer.Trainer, "train_step", original)
     assert torch.load(part / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
     assert main(["resume", str(part), "--data-dir", str(fake_fmnist), "--quiet"]) == 0
 

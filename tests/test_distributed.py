@@ -142,9 +142,9 @@ def _params_worker(rank: int, world: int, port: int, data_dir: str, out) -> None
     )
     torch.set_num_threads(1)
     from improved_gan.training.config import override
-    from improved_gan.training.loop import Trainer
     from improved_gan.training.presets import get_preset
     from improved_gan.training.run import load_train_data
+    from improved_gan.training.trainer import Trainer
 
     info = D_.init_from_env("cpu")
     cfg = override(get_preset("fmnist-ssl"), ["data.batch_size=10", "model.init_batch=40"])

@@ -40,11 +40,11 @@ ARGS = [
 WRAPPER = textwrap.dedent(
     """
     import os, sys, time
-    from improved_gan.training import loop, run
+    from improved_gan.training import run, trainer
 
     first = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
     if first and os.environ.get("RANK") == os.environ["PAUSE_RANK"]:
-        original = loop.Trainer.train_step
+        original = trainer.Trainer.train_step
 
         def step(self):
             out = original(self)
@@ -58,7 +58,7 @@ WRAPPER = textwrap.dedent(
                     time.sleep(0.01)
             return out
 
-        loop.Trainer.train_step = step
+        trainer.Trainer.train_step = step
     from improved_gan.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -35,11 +35,11 @@ SCHEDULE = ["--steps", "8", "--checkpoint-every", "4", "--eval-every", "3"]
 WRAPPER = textwrap.dedent(
     """
     import os, sys, time
-    from improved_gan.training import loop, run
+    from improved_gan.training import run, trainer
 
     pause_at = int(os.environ["PAUSE_AT"])
     mark = os.environ["MARK"]
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def wait(cond, path):
         with open(path + ".tmp", "w") as f:
@@ -55,7 +55,7 @@ WRAPPER = textwrap.dedent(
             wait(lambda: run.stop_requested(), mark)
         return out
 
-    loop.Trainer.train_step = step
+    trainer.Trainer.train_step = step
     if os.environ.get("PAUSE_IN_SAVE"):
         real_fsync = os.fsync
 
@@ -246,18 +246,18 @@ def test_divergence_is_read_at_the_checkpoint_where_steps_are_not_checked(
 ):
     """The CUDA path (no host read per step), run on the CPU: the step-3 NaN is reported from the record at the
     step-4 checkpoint, which is not written."""
-    from improved_gan.training import loop
     from improved_gan.training import run as run_mod
+    from improved_gan.training import trainer
 
     monkeypatch.setattr(run_mod, "_check_every_step", lambda trainer: False)
     steps = []
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def counting(self):
         steps.append(self.step + 1)
         return original(self)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", counting)
+    monkeypatch.setattr(trainer.Trainer, "train_step", counting)
     run = tmp_path / "nan"
     argv = ["train", "fmnist-ssl", "--data-dir", str(fake_fmnist), "--out", str(run), *TINY, "--steps", "20"]
     assert main([*argv, "--checkpoint-every", "4", "--eval-every", "4", "--set", "optim.lr=1e30"]) == 3
@@ -331,9 +331,9 @@ def _state_size(trainer) -> int:
 
 def _fill_after_step(monkeypatch, mnt: Path, step: int, leave_fraction: float) -> None:
     """After ``step`` training steps, fill the disk up to ``leave_fraction`` of one checkpoint's size."""
-    from improved_gan.training import loop
+    from improved_gan.training import trainer
 
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def step_then_fill(self):
         out = original(self)
@@ -341,7 +341,7 @@ def _fill_after_step(monkeypatch, mnt: Path, step: int, leave_fraction: float) -
             _fill(mnt, int(leave_fraction * _state_size(self)))
         return out
 
-    monkeypatch.setattr(loop.Trainer, "train_step", step_then_fill)
+    monkeypatch.setattr(trainer.Trainer, "train_step", step_then_fill)
 
 
 def _one_error_line(capsys) -> str:
@@ -526,28 +526,28 @@ def test_resume_of_a_run_that_spent_its_time_budget_runs_no_more_steps(fake_fmni
 
 def test_generator_pt_of_a_checkpoint_without_evaluation_has_fresh_vbn_statistics(fake_fmnist, tmp_path):
     from improved_gan.nn import virtual_batch_reference
-    from improved_gan.training import loop
+    from improved_gan.training import trainer
     from improved_gan.training.evaluate import sample_run
     from improved_gan.training.experiment import build_networks
     from improved_gan.training.run import read_run_config
 
     run = tmp_path / "gan"
     small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.metrics=none"]
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def crash_at_3(self):
         if self.step == 3:
             raise KeyboardInterrupt  # a crash after the step-2 checkpoint (step 2 had no evaluation)
         return original(self)
 
-    loop.Trainer.train_step = crash_at_3
+    trainer.Trainer.train_step = crash_at_3
     try:
         code = main(
             ["train", "fmnist-gan", "--data-dir", str(fake_fmnist), "--out", str(run), "--quiet", *small]
             + ["--steps", "4", "--checkpoint-every", "2", "--eval-every", "4"]
         )
     finally:
-        loop.Trainer.train_step = original
+        trainer.Trainer.train_step = original
     assert code == 130
     assert not (run / "metrics.jsonl").read_text().strip()  # no evaluation ran
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -603,11 +603,11 @@ def _ablate_argv(out):
 def test_ablate_stops_after_the_current_runs_checkpoint_and_the_same_command_continues(
     tmp_path, monkeypatch, capsys
 ):
-    from improved_gan.training import loop
+    from improved_gan.training import trainer
 
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(_ablate_argv(full)) == 0
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
     sent = []
 
     def signal_in_second_run(self):
@@ -617,7 +617,7 @@ def test_ablate_stops_after_the_current_runs_checkpoint_and_the_same_command_con
             os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled like one from a scheduler
         return out
 
-    monkeypatch.setattr(loop.Trainer, "train_step", signal_in_second_run)
+    monkeypatch.setattr(trainer.Trainer, "train_step", signal_in_second_run)
     capsys.readouterr()
     assert main(_ablate_argv(part)) == 143
     run = part / "-ls" / "seed1"
@@ -639,19 +639,19 @@ def test_ablate_stops_after_the_current_runs_checkpoint_and_the_same_command_con
 
 
 def test_ablate_records_a_diverged_run_and_goes_on(tmp_path, monkeypatch, capsys):
-    from improved_gan.training import loop
+    from improved_gan.training import trainer
 
     out = tmp_path / "abl"
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def nan_in_ls_run(self):
         result = original(self)
         if self.cfg.loss.real_target == 1.0 and self.step == 3:  # the -ls run: a NaN loss at step 3
             result["loss_d"] = float("nan")
-            self._diverged = (3, "loss_d", float("nan"))
+            self.meter.diverged = (3, "loss_d", float("nan"))
         return result
 
-    monkeypatch.setattr(loop.Trainer, "train_step", nan_in_ls_run)
+    monkeypatch.setattr(trainer.Trainer, "train_step", nan_in_ls_run)
     assert main(_ablate_argv(out)) == 0
     captured = capsys.readouterr()
     assert f"warning: {out / '-ls' / 'seed1'}: training diverged at step 3 (loss_d = nan)" in captured.err

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from improved_gan.training.config import override
-from improved_gan.training.loop import TrainData, Trainer
 from improved_gan.training.presets import get_preset
+from improved_gan.training.trainer import TrainData, Trainer
 
 
 def _data(n_test: int) -> TrainData:

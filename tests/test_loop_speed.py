@@ -13,8 +13,8 @@ from data_files import write_idx_dataset
 from improved_gan.cli import main
 from improved_gan.errors import ConfigError
 from improved_gan.training.config import override
-from improved_gan.training.loop import Trainer
 from improved_gan.training.presets import get_preset
+from improved_gan.training.trainer import Trainer
 from run_checks import assert_tensors_equal, metric_rows
 from test_presets_run import fake_data
 
@@ -79,18 +79,18 @@ def test_bf16_cli_run_resumes_bit_identically(tmp_path, monkeypatch):
     args += ["--set", "train.precision=bf16", "--steps", "6", "--checkpoint-every", "3", "--eval-every", "2"]
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["train", "fmnist-ssl", "--out", str(full), *args]) == 0
-    from improved_gan.training import loop
+    from improved_gan.training import trainer
 
-    original = loop.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def crashing(self):
         if self.step == 4:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", crashing)
+    monkeypatch.setattr(trainer.Trainer, "train_step", crashing)
     assert main(["train", "fmnist-ssl", "--out", str(part), *args]) == 130
-    monkeypatch.setattr(loop.Trainer, "train_step", original)
+    monkeypatch.setattr(trainer.Trainer, "train_step", original)
     assert main(["resume", str(part), "--data-dir", str(data), "--quiet"]) == 0
     a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(part / "checkpoints" / "last.pt", weights_only=True)

@@ -7,8 +7,8 @@ import torch
 
 from improved_gan.data import load_toy
 from improved_gan.training.config import override
-from improved_gan.training.loop import TrainData, Trainer
 from improved_gan.training.presets import PRESETS, get_preset
+from improved_gan.training.trainer import TrainData, Trainer
 
 SHAPES = {"fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
 

@@ -60,6 +60,7 @@ class CifarDiscriminator(Discriminator):
         dropout: dropout after each stride-2 stage (reference 0.5).
         in_channels: image channels (3).
         train_hidden_scale: train the conv layers' weight-norm scales (the reference keeps them fixed).
+        out_init_scale: std of the logits after the data-dependent init (reference 0.1).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class CifarDiscriminator(Discriminator):
         dropout: float = 0.5,
         in_channels: int = 3,
         train_hidden_scale: bool = False,
+        out_init_scale: float = 0.1,
     ) -> None:
         super().__init__()
         mbd = minibatch_kernels > 0
@@ -108,7 +110,7 @@ class CifarDiscriminator(Discriminator):
             num_outputs,
             minibatch_kernels=minibatch_kernels,
             minibatch_kernel_dim=minibatch_kernel_dim,
-            init_scale=0.1,
+            init_scale=out_init_scale,
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,6 +139,7 @@ class CifarGenerator(Generator):
         norm: "batch" (reference), "virtual" (VBN) or "none".
         widths: channels at 4x4, 8x8 and 16x16 (reference 512, 256, 128).
         out_channels: image channels (3).
+        out_init_scale: std of the output pre-activations after the data-dependent init (reference 0.1).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class CifarGenerator(Generator):
         norm: str = "batch",
         widths: tuple[int, int, int] = (512, 256, 128),
         out_channels: int = 3,
+        out_init_scale: float = 0.1,
     ) -> None:
         super().__init__()
         check_norm(type(self).__name__, norm)
@@ -163,7 +167,7 @@ class CifarGenerator(Generator):
         self.up2 = nn.ConvTranspose2d(c1, c2, 5, stride=2, padding=2, output_padding=1, bias=bias)
         self.norm2 = make_norm(c2, norm, spatial=True)
         self.out = WeightNormConvTranspose2d(
-            c2, out_channels, 5, stride=2, padding=2, output_padding=1, init_scale=0.1
+            c2, out_channels, 5, stride=2, padding=2, output_padding=1, init_scale=out_init_scale
         )
         with torch.no_grad():
             for layer in (self.fc, self.up1, self.up2):

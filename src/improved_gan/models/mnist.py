@@ -60,6 +60,7 @@ class MnistDiscriminator(Discriminator):
         minibatch_kernel_dim: C of minibatch discrimination.
         in_features: the input size (784 = 28 * 28).
         train_hidden_scale: train the hidden layers' weight-norm scales (the reference code keeps them fixed).
+        out_init_scale: std of the logits after the data-dependent init (reference 1).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class MnistDiscriminator(Discriminator):
         minibatch_kernel_dim: int = 5,
         in_features: int = 784,
         train_hidden_scale: bool = False,
+        out_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if not hidden:
@@ -89,7 +91,7 @@ class MnistDiscriminator(Discriminator):
             num_outputs,
             minibatch_kernels=minibatch_kernels,
             minibatch_kernel_dim=minibatch_kernel_dim,
-            init_scale=1.0,
+            init_scale=out_init_scale,
         )
         with torch.no_grad():
             for layer in [*self.hidden, self.out]:

@@ -96,6 +96,7 @@ class ToyDiscriminator(Discriminator):
         minibatch_median: the median pairwise kernel distance its init aims at (:class:`~improved_gan.models.toy.MedianInitMinibatch`).
         in_features: data dimension (2).
         train_hidden_scale: train the hidden weight-norm scales (default True, unlike the reference code).
+        out_init_scale: std of the logits after the data-dependent init.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class ToyDiscriminator(Discriminator):
         minibatch_median: float = 1.0,
         in_features: int = 2,
         train_hidden_scale: bool = True,
+        out_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -120,7 +122,7 @@ class ToyDiscriminator(Discriminator):
             num_outputs,
             minibatch_kernels=minibatch_kernels,
             minibatch_kernel_dim=minibatch_kernel_dim,
-            init_scale=1.0,
+            init_scale=out_init_scale,
         )
         if self.minibatch is not None:  # same shapes, the toy init (module docstring)
             self.minibatch = MedianInitMinibatch(
@@ -146,12 +148,19 @@ class ToyGenerator(Generator):
         hidden: width of the two hidden layers (64; see the module docstring).
         norm: "none", "batch" or "virtual" after each hidden layer.
         out_features: data dimension (2).
+        out_init_scale: std of the output after the data-dependent init.
     """
 
     noise = "normal"
 
     def __init__(
-        self, z_dim: int = 16, *, hidden: int = 64, norm: str = "none", out_features: int = 2
+        self,
+        z_dim: int = 16,
+        *,
+        hidden: int = 64,
+        norm: str = "none",
+        out_features: int = 2,
+        out_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         check_norm("ToyGenerator", norm)
@@ -163,7 +172,7 @@ class ToyGenerator(Generator):
         self.norm1 = make_norm(hidden, norm, spatial=False)
         self.fc2 = nn.Linear(hidden, hidden, bias=bias)
         self.norm2 = make_norm(hidden, norm, spatial=False)
-        self.out = WeightNormLinear(hidden, out_features)
+        self.out = WeightNormLinear(hidden, out_features, init_scale=out_init_scale)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` ``(N, z_dim)`` (draw it with ``sample_z``) -> points ``(N, 2)``."""

@@ -2,7 +2,13 @@
 
 A :class:`Config` groups five frozen dataclasses; a field is addressed by its dotted name
 (``optim.lr``, ``loss.real_target``, ``data.labels_per_class``). Which techniques are on is decided by these fields
-once, when ``improved_gan.training.experiment.build_experiment`` builds the models and losses.
+when the trainer builds the networks (:func:`improved_gan.training.experiment.build_networks`) and the objectives
+(:func:`improved_gan.training.experiment.build_losses`); the trainer reads a few more itself (the learning-rate
+schedule, ``train.g_steps``, ``train.precision``, ``train.compile``, ``train.time_budget_minutes``).
+
+The network settings that default to None (``model.dropout``, ``model.input_noise``, ...) mean "the
+architecture's own choice" (documented in :mod:`improved_gan.models`); a value overrides it, and naming one that
+an architecture does not have is a :class:`~improved_gan.errors.ConfigError` (:data:`ARCH_OPTIONS`).
 
 Batch size semantics: ``data.batch_size`` is the batch of ONE process (per rank). Under ``torchrun`` the global batch
 is ``batch_size * world_size``; ``config.json`` records both (see ``improved_gan.training.distributed`` and the docs' multi-process page).
@@ -11,6 +17,7 @@ is ``batch_size * world_size``; ``config.json`` records both (see ``improved_gan
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -37,13 +44,27 @@ class ModelConfig:
     minibatch_kernel_dim: int = 5
     generator_norm: str = "batch"  # batch | virtual | none  (virtual = VBN, paper §3.5)
     init_batch: int = 500  # examples for the data-dependent initialisation (reference: trainx[:500])
+    # None below = the architecture's own value (models/*.py); ARCH_OPTIONS says which architecture has which
+    dropout: float | None = None  # D's hidden dropout (cifar, svhn: 0.5 per stride-2 stage; dcgan: 0)
+    input_dropout: float | None = (
+        None  # D's input dropout (cifar, svhn: 0.2 without minibatch features, else 0)
+    )
+    input_noise: float | None = (
+        None  # sigma of D's input noise (mnist 0.3; cifar, svhn 0 / 0.2 with mbf; dcgan 0.2)
+    )
+    hidden_noise: float | None = None  # sigma of the noise after D's hidden layers (mnist 0.5)
+    out_init_scale: float | None = None  # std of D's logits (and G's output) after the data-dependent init
+    train_hidden_scale: bool | None = (
+        None  # train D's hidden weight-norm scales (reference: False; toy: True)
+    )
+    minibatch_median: float | None = None  # toy: median pairwise distance the minibatch init aims at (1.0)
 
 
 @dataclass(frozen=True)
 class LossConfig:
     use_labels: bool = True  # K+1-class discriminator trained with labels (paper §5); False = unsupervised D
     unsupervised_weight: float = 0.5  # reference: 0.5 inside loss_unl times --unlabeled_weight 1
-    generator: str = "feature_matching"  # feature_matching | nonsaturating
+    generator: str = "feature_matching"  # feature_matching | nonsaturating | saturating (paper §3.1, §2)
     feature_distance: str = "mse"  # l2 | mse | l1 (paper §3.1)
     real_target: float = 1.0  # one-sided label smoothing: 0.9 (paper §3.4)
     historical_averaging: float = 0.0  # weight of the HA penalty for both players; 0 = off (paper §3.3)
@@ -73,6 +94,10 @@ class TrainConfig:
     sample_grid: int = 100  # images in each samples/*.png grid
     precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of the step's forward passes (README)
     compile: str = "off"  # off | default | reduce-overhead: torch.compile of the step's G and D passes
+    g_steps: int = 1  # generator updates per discriminator update
+    # wall-clock budget of the run (None = none): the run stops when it is spent and a learning-rate decay anneals
+    # over it (Trainer.progress); saved in config.json with the rest of the configuration
+    time_budget_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,12 +124,31 @@ _CHOICES = {
     "kind": ("ssl", "gan"),
     "model.arch": ("mnist", "cifar", "svhn", "dcgan", "toy"),
     "model.generator_norm": ("batch", "virtual", "none"),
-    "loss.generator": ("feature_matching", "nonsaturating"),
+    "loss.generator": ("feature_matching", "nonsaturating", "saturating"),
     "loss.feature_distance": ("l2", "mse", "l1"),
     "optim.name": ("reference_adam", "adam"),
     "train.precision": ("fp32", "bf16"),
     "train.compile": ("off", "default", "reduce-overhead"),
 }
+
+
+#: The optional network settings (``model.*``, None = the architecture's value) each architecture has.
+ARCH_OPTIONS: dict[str, frozenset[str]] = {
+    "mnist": frozenset({"input_noise", "hidden_noise", "out_init_scale", "train_hidden_scale"}),
+    "cifar": frozenset({"dropout", "input_dropout", "input_noise", "out_init_scale", "train_hidden_scale"}),
+    "svhn": frozenset({"dropout", "input_dropout", "input_noise", "out_init_scale", "train_hidden_scale"}),
+    "dcgan": frozenset({"dropout", "input_noise", "out_init_scale", "train_hidden_scale"}),
+    "toy": frozenset({"out_init_scale", "train_hidden_scale", "minibatch_median"}),
+}
+_OPTIONAL_MODEL_FIELDS = (
+    "dropout",
+    "input_dropout",
+    "input_noise",
+    "hidden_noise",
+    "out_init_scale",
+    "train_hidden_scale",
+    "minibatch_median",
+)
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -143,7 +187,10 @@ def _parse_value(key: str, text: str, typ: Any) -> Any:
         if origin is tuple:
             return tuple(s.strip() for s in text.split(",") if s.strip())
         if origin in (typing.Union, types.UnionType):
-            return text
+            if text.strip().lower() in ("none", "default", ""):
+                return None
+            (inner,) = [a for a in typing.get_args(typ) if a is not type(None)]
+            return _parse_value(key, text, inner)
     except ValueError:
         name = getattr(typ, "__name__", str(typ))
         raise ConfigError(f"--set {key}={text}: expected a value of type {name}") from None
@@ -173,6 +220,7 @@ def validate(cfg: Config) -> Config:
         "train.checkpoint_every",
         "train.eval_samples",
         "model.init_batch",
+        "train.g_steps",
     ]
     for key in positive:
         if flat[key] <= 0:
@@ -195,9 +243,32 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"optim.decay_start={flat['optim.decay_start']}: expected a fraction in [0, 1]")
     if flat["loss.historical_averaging"] < 0 or flat["loss.unsupervised_weight"] < 0:
         raise ConfigError("loss weights must be non-negative")
+    _validate_model_options(cfg)
+    budget = cfg.train.time_budget_minutes
+    if budget is not None and not budget > 0:
+        raise ConfigError(
+            f"train.time_budget_minutes={budget}: expected a positive number of minutes (or none)"
+        )
     if cfg.kind == "ssl" and (not cfg.loss.use_labels or cfg.data.labels_per_class == 0):
         raise ConfigError("kind=ssl needs loss.use_labels=true and data.labels_per_class > 0")
     return cfg
+
+
+def _validate_model_options(cfg: Config) -> None:
+    m = cfg.model
+    for name in _OPTIONAL_MODEL_FIELDS:
+        value = getattr(m, name)
+        if value is None:
+            continue
+        if name not in ARCH_OPTIONS[m.arch]:
+            have = ", ".join(f"model.{n}" for n in _OPTIONAL_MODEL_FIELDS if n in ARCH_OPTIONS[m.arch])
+            raise ConfigError(f"model.{name}: model.arch={m.arch} has no such setting (it has {have})")
+        if name in ("dropout", "input_dropout") and not 0.0 <= value < 1.0:
+            raise ConfigError(f"model.{name}={value}: expected a probability in [0, 1)")
+        if name in ("input_noise", "hidden_noise") and not value >= 0.0:
+            raise ConfigError(f"model.{name}={value}: expected a non-negative standard deviation")
+        if name in ("out_init_scale", "minibatch_median") and not value > 0.0:
+            raise ConfigError(f"model.{name}={value}: expected a positive number")
 
 
 def override(cfg: Config, assignments: list[str] | tuple[str, ...]) -> Config:
@@ -209,7 +280,15 @@ def override(cfg: Config, assignments: list[str] | tuple[str, ...]) -> Config:
         key, text = item.split("=", 1)
         key = key.strip()
         if key not in flat:
-            raise ConfigError(f"--set {key}: unknown configuration key (known: {', '.join(sorted(flat))})")
+            near = difflib.get_close_matches(key, list(flat), n=3, cutoff=0.6)
+            if not near:  # a right field name in the wrong group, e.g. train.lr for optim.lr
+                near = [k for k in flat if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+            hint = (
+                f"did you mean {' or '.join(near)}?"
+                if near
+                else "'improved-gan presets PRESET' lists every key"
+            )
+            raise ConfigError(f"--set {key}: unknown configuration key; {hint}")
         if "." in key:
             group, name = key.split(".", 1)
             sub = getattr(cfg, group)

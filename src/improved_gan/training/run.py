@@ -42,7 +42,7 @@ from improved_gan.training.checkpoint import (
 )
 from improved_gan.training.config import Config, from_dict
 from improved_gan.training.images import save_grid, save_scatter
-from improved_gan.training.loop import TrainData, Trainer
+from improved_gan.training.trainer import TrainData, Trainer
 
 SAMPLE_SEED = 12345  # fixed z for the sample grids, so grids of successive evaluations are comparable
 
