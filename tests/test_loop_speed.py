@@ -183,3 +183,74 @@ def test_reference_adam_does_not_import_the_compiler():
     # m_hat = v_hat = 1 at every step, so each step moves by lr / sqrt(1 + eps)
     expected = 1.0 - 2 * 0.1 / math.sqrt(1.0 + 1e-8)
     assert [float(x) for x in out.strip().strip("[]").split(",")] == pytest.approx([expected] * 3, rel=1e-6)
+
+
+class _HostReads(TorchDispatchMode):
+    """Records every read of a tensor's value by the host: ``aten._local_scalar_dense`` is what ``.item()``,
+    ``bool()``, ``float()``, ``int()`` and indexing with a 0-dim tensor run. ``host_side`` are tensors that stay
+    on the CPU on a GPU too (the optimizer's step counters, the historical average's count): reading them
+    waits for nothing."""
+
+    def __init__(self, host_side: set[int]):
+        super().__init__()
+        self.host_side, self.reads = host_side, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and id(args[0]) not in self.host_side:
+            self.reads.append(f"{func} on {tuple(args[0].shape)} {args[0].dtype}")
+        if func is torch.ops.aten._to_copy.default and (kwargs or {}).get("device") == torch.device("cpu"):
+            if args[0].device.type != "cpu":
+                self.reads.append(f"{func} to the CPU")
+        return func(*args, **(kwargs or {}))
+
+
+def _host_side_tensors(t: Trainer) -> set[int]:
+    out = {id(s["step"]) for opt in (t.opt_d, t.opt_g) for s in opt.state.values() if "step" in s}
+    return out | {id(ha.count) for ha in (t.ha_d, t.ha_g) if ha is not None}
+
+
+@pytest.mark.parametrize(
+    "preset, sets",
+    [
+        ("fmnist-ssl", SMALL),  # joint D pass, feature matching, reference Adam
+        ("fmnist-gan+ha", ["data.batch_size=4", "model.init_batch=8"]),  # VBN, minibatch features, HA, Adam
+    ],
+)
+def test_the_device_loss_step_reads_nothing_back_to_the_host(preset, sets, monkeypatch):
+    t = Trainer(override(get_preset(preset), sets), fake_data("fashion-mnist"))
+    t.device_losses = True  # the CUDA accounting, on the CPU
+    t.train_step()  # the optimizers' state exists from here on
+    # tolist / cpu / numpy do not dispatch on a CPU tensor: record their calls directly
+    explicit: list[str] = []
+    for name in ("tolist", "cpu", "numpy", "item"):
+        original = getattr(torch.Tensor, name)
+
+        def wrapped(self, *a, __name=name, __original=original, **k):
+            explicit.append(__name)
+            return __original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    mode = _HostReads(_host_side_tensors(t))
+    with mode:
+        for _ in range(3):
+            out = t.train_step()
+    monkeypatch.undo()
+    assert mode.reads == [] and [e for e in explicit if e != "item"] == []
+    assert all(isinstance(v, torch.Tensor) for k, v in out.items() if k != "lr")
+    # and the record still finds a NaN, once read at an evaluation
+    with torch.no_grad():
+        t.D.out.bias.fill_(float("nan"))
+    with mode:
+        t.train_step()
+    assert mode.reads == []
+    assert t.divergence()[:2] == (5, "loss_d")
+
+
+def test_the_host_loss_step_reads_each_loss_once():
+    """The CPU accounting reads the step's losses (that is its point): the spy above does see reads."""
+    t = _trainer()
+    t.train_step()
+    mode = _HostReads(_host_side_tensors(t))
+    with mode:
+        t.train_step()
+    assert len(mode.reads) == 4  # loss_d, loss_g, loss_unl, loss_lab

@@ -280,9 +280,9 @@ def override(cfg: Config, assignments: list[str] | tuple[str, ...]) -> Config:
         key, text = item.split("=", 1)
         key = key.strip()
         if key not in flat:
-            near = difflib.get_close_matches(key, list(flat), n=3, cutoff=0.6)
-            if not near:  # a right field name in the wrong group, e.g. train.lr for optim.lr
-                near = [k for k in flat if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+            # a right field name in the wrong group (train.lr for optim.lr), else the closest spellings
+            near = [k for k in flat if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]][:3]
+            near = near or difflib.get_close_matches(key, list(flat), n=3, cutoff=0.6)
             hint = (
                 f"did you mean {' or '.join(near)}?"
                 if near

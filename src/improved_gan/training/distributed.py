@@ -101,13 +101,23 @@ def broadcast_module(module: nn.Module, info: DistInfo) -> None:
 
 
 def average_buffers(module: nn.Module, info: DistInfo) -> None:
-    """Average floating-point buffers (batch-norm running statistics) over ranks so they stay identical."""
+    """Average floating-point buffers (batch-norm running statistics) over ranks so they stay identical: one
+    all-reduce of one flat buffer per dtype (one in practice), not one per buffer."""
     if not info.enabled:
         return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for b in module.buffers():
         if b.is_floating_point():
-            dist.all_reduce(b.data)
-            b.data /= info.world_size
+            by_dtype.setdefault(b.dtype, []).append(b)
+    for bufs in by_dtype.values():
+        flat = torch.cat([b.detach().reshape(-1) for b in bufs])
+        dist.all_reduce(flat)
+        flat /= info.world_size
+        offset = 0
+        with torch.no_grad():
+            for b in bufs:
+                b.copy_(flat[offset : offset + b.numel()].view_as(b))
+                offset += b.numel()
 
 
 def global_mean(local_mean: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -139,14 +149,31 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+_HOST_GROUP: list = []  # [(default group, a gloo group over the same ranks)], made once per process group
+
+
+def _host_group():
+    """A process group for host integers: the default group under gloo; under NCCL a gloo group over the same
+    ranks (made collectively on first use), so that a host value never goes through the GPU."""
+    world = dist.group.WORLD
+    if dist.get_backend() == "gloo":
+        return world
+    if not _HOST_GROUP or _HOST_GROUP[0][0] is not world:
+        _HOST_GROUP[:] = [(world, dist.new_group(backend="gloo"))]
+    return _HOST_GROUP[0][1]
+
+
 def all_max(values: list[int], info: DistInfo) -> list[int]:
     """Element-wise maximum over ranks of a few integers, in ONE collective (e.g. the per-step stop decision:
-    time budget over, a stop signal's number, a divergence; README, "Long runs on clusters")."""
+    time budget over, a stop signal's number, a divergence, the clock; README, "Long runs on clusters").
+
+    The values are host integers and stay on the host: under NCCL they are all-reduced over a gloo group of the
+    same ranks, so the call neither copies to the GPU nor waits for the GPU's queued work (the step's kernels
+    keep running while the ranks agree)."""
     if not info.enabled:
         return list(values)
-    device = f"cuda:{info.local_rank}" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor(values, dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor(values, dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_host_group())
     return [int(v) for v in t.tolist()]
 
 
