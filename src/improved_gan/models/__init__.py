@@ -8,6 +8,10 @@ maps ``z (N, z_dim)`` to data and draws ``z`` with ``sample_z(n, generator=..., 
 - :mod:`~improved_gan.models.cifar`, :mod:`~improved_gan.models.svhn`: the reference conv networks;
 - :mod:`~improved_gan.models.dcgan`: a small DCGAN-style pair for 28x28 / 32x32 sample-quality runs on CPU;
 - :mod:`~improved_gan.models.toy`: MLPs for the 2-D mixtures.
+
+A training configuration reaches the constructor arguments that presets and ablations vary (dropout, input and
+hidden noise, output-init scale, hidden-scale training, the toy minibatch init's median) through its ``model.*``
+fields; left at None they keep the defaults documented here.
 """
 
 from improved_gan.models._base import Discriminator, Generator

@@ -2,13 +2,13 @@
 
 A :class:`Config` groups five frozen dataclasses; a field is addressed by its dotted name
 (``optim.lr``, ``loss.real_target``, ``data.labels_per_class``). Which techniques are on is decided by these fields
-when the trainer builds the networks (:func:`improved_gan.training.experiment.build_networks`) and the objectives
-(:func:`improved_gan.training.experiment.build_losses`); the trainer reads a few more itself (the learning-rate
+when the trainer builds the networks (``improved_gan.training.experiment.build_networks``) and the objectives
+(``improved_gan.training.experiment.build_losses``); the trainer reads a few more itself (the learning-rate
 schedule, ``train.g_steps``, ``train.precision``, ``train.compile``, ``train.time_budget_minutes``).
 
 The network settings that default to None (``model.dropout``, ``model.input_noise``, ...) mean "the
 architecture's own choice" (documented in :mod:`improved_gan.models`); a value overrides it, and naming one that
-an architecture does not have is a :class:`~improved_gan.errors.ConfigError` (:data:`ARCH_OPTIONS`).
+an architecture does not have is a :class:`~improved_gan.errors.ConfigError` (``ARCH_OPTIONS`` lists them).
 
 Batch size semantics: ``data.batch_size`` is the batch of ONE process (per rank). Under ``torchrun`` the global batch
 is ``batch_size * world_size``; ``config.json`` records both (see ``improved_gan.training.distributed`` and the docs' multi-process page).

@@ -221,6 +221,16 @@ class Trainer:
             return oc.lr
         return oc.lr * min(1.0, max(0.0, (1.0 - self.progress()) / (1.0 - oc.decay_start)))
 
+    def _set_lr(self) -> float:
+        """Give both optimizers the scheduled learning rate (:meth:`progress`) and return it."""
+        lr = self._lr()
+        if lr != self._last_lr:
+            for opt in (self.opt_d, self.opt_g):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            self._last_lr = lr
+        return lr
+
     def _autocast(self):
         """bfloat16 autocast of the forward passes for ``train.precision="bf16"``: matrix products in bfloat16,
         float32 accumulation and parameters (README, "Precision, compilation and time budgets")."""
@@ -234,12 +244,7 @@ class Trainer:
         On the CPU the losses are Python floats. On CUDA they are 0-dim device tensors (reading them would wait
         for the GPU): the step makes no host synchronisation (see :mod:`improved_gan.training.loss_meter`).
         """
-        lr = self._lr()
-        if lr != self._last_lr:
-            for opt in (self.opt_d, self.opt_g):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            self._last_lr = lr
+        lr = self._set_lr()
         self.G.train()
         self.D.train()
         loss_d, parts_d = self.d_step()
