@@ -246,10 +246,9 @@ def test_divergence_is_read_at_the_checkpoint_where_steps_are_not_checked(
 ):
     """The CUDA path (no host read per step), run on the CPU: the step-3 NaN is reported from the record at the
     step-4 checkpoint, which is not written."""
-    from improved_gan.training import loop
-    from improved_gan.training import run as run_mod
+    from improved_gan.training import loop, schedule
 
-    monkeypatch.setattr(run_mod, "_check_every_step", lambda trainer: False)
+    monkeypatch.setattr(schedule, "_check_every_step", lambda trainer: False)
     steps = []
     original = loop.Trainer.train_step
 
