@@ -510,6 +510,8 @@ def cmd_toy(args) -> int:
 
     summary = run_xy_example(args.out, lr=args.lr, steps=args.steps)
     print(json.dumps(summary, indent=2, default=str))
+    out = Path(args.out)
+    print(f"wrote {out / 'xy_trajectories.png'} (the plot) and {out / 'xy.json'}")
     return 0
 
 
