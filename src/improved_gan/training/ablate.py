@@ -26,8 +26,8 @@ from improved_gan.errors import ConfigError, DivergenceError, StopRequested, Use
 from improved_gan.metrics import real_data_ceiling, report_keys
 from improved_gan.training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from improved_gan.training.config import override
-from improved_gan.training.presets import get_preset, variants_of
 from improved_gan.training.lifecycle import stop_requested, stop_requests
+from improved_gan.training.presets import get_preset, variants_of
 from improved_gan.training.run import resume, train
 from improved_gan.training.run_folder import RunFolder
 

@@ -160,10 +160,12 @@ def _continue(
     summary = read_summary(folder)
     if summary.get("status") == "diverged":
         d = summary.get("diverged", {})
-        raise DivergenceError(
+        err = DivergenceError(
             f"{folder.root}: this run diverged at step {d.get('step')} ({d.get('what')}); it cannot be "
             "continued: start a new run with other settings (e.g. a lower optim.lr)"
         )
+        err.quiet = not dist.is_main  # every rank read the same summary: rank 0 alone reports it
+        raise err
     device = rank_device(device, dist)
     try:
         trainer, to_unit = build_trainer(
