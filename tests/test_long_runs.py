@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -19,6 +20,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -246,10 +248,9 @@ def test_divergence_is_read_at_the_checkpoint_where_steps_are_not_checked(
 ):
     """The CUDA path (no host read per step), run on the CPU: the step-3 NaN is reported from the record at the
     step-4 checkpoint, which is not written."""
-    from improved_gan.training import run as run_mod
-    from improved_gan.training import trainer
+    from improved_gan.training import schedule, trainer
 
-    monkeypatch.setattr(run_mod, "_check_every_step", lambda trainer: False)
+    monkeypatch.setattr(schedule, "_check_every_step", lambda trainer: False)
     steps = []
     original = trainer.Trainer.train_step
 
@@ -659,3 +660,118 @@ def test_ablate_records_a_diverged_run_and_goes_on(tmp_path, monkeypatch, capsys
     assert "Diverged (left out of the means): -ls seed 1 (step 3)" in md
     result = json.loads((out / "ablation.json").read_text())
     assert result["variants"][1]["metrics"] == {} and result["variants"][0]["metrics"]
+
+
+# --------------------------------------------------------------- resuming: what it says, what it refuses
+def _killed_after_step_2(run: Path) -> None:
+    """Make a finished 4-step run (``keep_every=2``) look killed after its step-2 checkpoint."""
+    (run / "checkpoints" / "step_0000002.pt").replace(run / "checkpoints" / "last.pt")
+    for name in ("summary.json", "generator.pt"):
+        (run / name).unlink()
+
+
+SCHED4 = ["--steps", "4", "--checkpoint-every", "2", "--eval-every", "2", "--set", "train.keep_every=2"]
+
+
+@pytest.fixture(scope="module")
+def ring8_run(tmp_path_factory):
+    """A finished 4-step ring8 run with a copy of its step-2 checkpoint (tests copy it before changing it)."""
+    out = tmp_path_factory.mktemp("ring8") / "run"
+    assert _train_ring8(out, *SCHED4) == 0
+    return out
+
+
+@pytest.mark.parametrize("how", ["auto-resume", "resume"])
+def test_resuming_prints_one_line_naming_the_folder_and_step(ring8_run, tmp_path, capsys, how):
+    full, run = ring8_run, tmp_path / "run"
+    shutil.copytree(full, run)
+    _killed_after_step_2(run)
+    capsys.readouterr()
+    if how == "auto-resume":
+        assert _train_ring8(run, *SCHED4, "--auto-resume") == 0
+    else:
+        assert main(["resume", str(run), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"resuming {run} from step 2 (checkpoints/last.pt)"]
+    assert_tensors_equal(
+        torch.load(full / "checkpoints" / "last.pt", weights_only=True),
+        torch.load(run / "checkpoints" / "last.pt", weights_only=True),
+    )
+
+
+def _without(key: str):
+    def edit(good: bytes, path: Path) -> None:
+        path.write_bytes(good)
+        state = torch.load(path, weights_only=True)
+        del state[key]
+        torch.save(state, path)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (
+            lambda good, p: p.write_bytes(np.random.default_rng(0).bytes(4096)),
+            "not a checkpoint (truncated or corrupt)",
+        ),
+        (lambda good, p: p.write_bytes(b"not a checkpoint"), "not a checkpoint (truncated or corrupt)"),
+        (lambda good, p: p.write_bytes(good[: len(good) // 2]), "not a checkpoint (truncated or corrupt)"),
+        (lambda good, p: p.write_bytes(good[:-10]), "not a checkpoint (truncated or corrupt)"),
+        (lambda good, p: p.write_bytes(b""), "empty file (0 bytes), not a checkpoint"),
+        (_without("step"), "missing 'step'"),
+        (_without("opt_g"), "missing 'opt_g'"),
+        (
+            lambda good, p: torch.save(torch.nn.Linear(2, 2), p),
+            "holds Python objects other than tensors and plain data, so it was not written by improved-gan "
+            "(such files are never unpickled: that could run code)",
+        ),
+    ],
+    ids=["random-bytes", "text", "half", "last-bytes-cut", "empty", "no-step", "no-opt_g", "pickled-module"],
+)
+def test_a_bad_last_pt_is_one_line_naming_the_file_and_what_is_wrong(
+    ring8_run, tmp_path, capsys, edit, reason
+):
+    run = tmp_path / "run"
+    shutil.copytree(ring8_run, run)
+    last = run / "checkpoints" / "last.pt"
+    good = last.read_bytes()
+    _killed_after_step_2(run)
+    edit(good, last)
+    capsys.readouterr()
+    for argv in (
+        ["resume", str(run), "--quiet"],
+        ["train", "ring8-gan", "--out", str(run), *R8, *SCHED4, "--auto-resume"],
+    ):
+        assert main(argv) == 2
+        err = _one_error_line(capsys)
+        assert err == f"error: {last}: {reason}"  # the whole sentence, never torch's advice on weights_only
+        assert "weights_only" not in err
+
+
+def test_ablate_resumes_an_interrupted_run_with_what_is_left_of_its_budget(tmp_path, capsys):
+    """``--time-budget`` of ablate is per run, in all: a run interrupted after 61 s of a 1-minute budget trains
+    one more step (the budget is read after each step), not one more minute."""
+    out = tmp_path / "abl"
+    argv = [
+        *_ablate_argv(out),
+        "--time-budget",
+        "1",
+        "--set",
+        "train.checkpoint_every=2",
+        "--set",
+        "train.keep_every=2",
+    ]
+    assert main(argv) == 0
+    run = out / "all" / "seed1"
+    assert json.loads((run / "summary.json").read_text())["steps"] == 4
+    _killed_after_step_2(run)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    state["wall_seconds"] = 61.0  # as if killed 61 s into its 60 s budget
+    torch.save(state, run / "checkpoints" / "last.pt")
+    capsys.readouterr()
+    assert main(argv) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "stopped_by_time_budget" and summary["steps"] == 3
+    assert json.loads((run / "config.json").read_text())["run"]["time_budget_minutes"] == 1.0

@@ -228,6 +228,8 @@ def _resolve_config(args):
         sets.append(f"train.checkpoint_every={args.checkpoint_every}")
     if getattr(args, "eval_every", None) is not None:
         sets.append(f"train.eval_every={args.eval_every}")
+    if getattr(args, "time_budget", None) is not None:  # saved with the run, as any other setting
+        sets.append(f"train.time_budget_minutes={args.time_budget}")
     return override(cfg, sets)
 
 
@@ -381,7 +383,7 @@ def cmd_train(args) -> int:
             out,
             data_dir=args.data_dir,
             device=args.device,
-            time_budget=args.time_budget,
+            time_budget=cfg.train.time_budget_minutes,
             progress=not args.quiet,
             auto_resume=args.auto_resume,
         )
@@ -510,6 +512,8 @@ def cmd_toy(args) -> int:
 
     summary = run_xy_example(args.out, lr=args.lr, steps=args.steps)
     print(json.dumps(summary, indent=2, default=str))
+    out = Path(args.out)
+    print(f"wrote {out / 'xy_trajectories.png'} (the plot) and {out / 'xy.json'}")
     return 0
 
 

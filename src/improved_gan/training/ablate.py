@@ -26,8 +26,10 @@ from improved_gan.errors import ConfigError, DivergenceError, StopRequested, Use
 from improved_gan.metrics import real_data_ceiling, report_keys
 from improved_gan.training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
 from improved_gan.training.config import override
+from improved_gan.training.lifecycle import stop_requested, stop_requests
 from improved_gan.training.presets import get_preset, variants_of
-from improved_gan.training.run import RunFolder, resume, stop_requested, stop_requests, train
+from improved_gan.training.run import resume, train
+from improved_gan.training.run_folder import RunFolder
 
 
 def _resolve_variant(name: str, known: tuple[str, ...], preset: str) -> str:
@@ -92,9 +94,14 @@ def _run_one(cfg, folder: RunFolder, data_dir, device, time_budget, progress) ->
     if stop_requested():  # a stop signal between two runs: start no new one
         raise StopRequested(stop_requested(), 0, str(folder.root), started=False)
     try:
-        if folder.last.exists():
+        if folder.last.exists():  # interrupted: only what is left of the run's budget
             return resume(
-                folder.root, data_dir=data_dir, device=device, time_budget=time_budget, progress=progress
+                folder.root,
+                data_dir=data_dir,
+                device=device,
+                time_budget=time_budget,
+                budget="total",
+                progress=progress,
             )
         return train(
             cfg, folder.root, data_dir=data_dir, device=device, time_budget=time_budget, progress=progress

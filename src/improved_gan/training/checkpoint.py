@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,47 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, fmt: str 
 
 
 def load_checkpoint(
-    path: str | os.PathLike, *, fmt: str = FORMAT, map_location: Any = "cpu"
+    path: str | os.PathLike,
+    *,
+    fmt: str = FORMAT,
+    map_location: Any = "cpu",
+    required: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; raise CheckpointError for anything else."""
+    """Load a checkpoint written by :func:`save_checkpoint`; raise CheckpointError for anything else.
+
+    The error is one line naming ``path`` and what is wrong: no such file, an empty file, not a checkpoint
+    (truncated or corrupt), Python objects other than tensors and plain data (never unpickled), another format,
+    or a missing entry of ``required`` (e.g. ``missing 'step'``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol of a foreign file
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read means "not our checkpoint"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable improved-gan checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"{path}: {_unreadable_reason(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != fmt:
         raise CheckpointError(f"{path}: not an improved-gan checkpoint (expected format {fmt!r})")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: missing {', '.join(repr(k) for k in missing)}")
     return state
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in our words: torch's own message advises loading
+    with ``weights_only=False`` (running whatever code the file holds), which a checkpoint never needs."""
+    text = str(exc)
+    if "Unsupported global" in text:
+        return (
+            "holds Python objects other than tensors and plain data, so it was not written by improved-gan "
+            "(such files are never unpickled: that could run code)"
+        )
+    return "not a checkpoint (truncated or corrupt)"
