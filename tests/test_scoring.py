@@ -327,3 +327,21 @@ def test_cli_choices_are_the_scoring_modules():
     assert scoring.RANGES is inputs.RANGES and scoring.detect_range is inputs.detect_range
 
     assert cli.SCORE_RANGES == tuple(scoring.RANGES) and cli.SCORE_LAYOUTS == scoring.LAYOUTS
+
+
+def test_range_help_reads_as_three_choices(capsys):
+    main(["score", "--help"])  # main turns argparse's exit into a return value
+    out = capsys.readouterr().out
+    assert "--range 0,255|0,1|-1,1" in out and "{0,255,0,1,-1,1}" not in out
+
+
+def test_a_decompression_bomb_png_is_one_error_line(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(folder / "b.png")
+    # Pillow refuses images over twice MAX_IMAGE_PIXELS: 28x28 = 784 passes, 64x64 = 4096 > 2 x 1000 does not
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    code, _, err = _run(["score", str(folder), "--metrics", "classifier_score"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "b.png" in line and "decompression-bomb limit" in line
