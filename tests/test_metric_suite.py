@@ -15,8 +15,8 @@ from scipy import linalg
 from improved_gan.cli import main
 from improved_gan.metrics import compute_metrics, features
 from improved_gan.metrics import references as R_
-from improved_gan.metrics.classifier import SmallConvClassifier, TrainedClassifier, save_classifier
 from improved_gan.metrics.suite import METRICS, canonical_name
+from metric_helpers import fresh_caches, save_tiny_classifier  # noqa: F401 (an autouse fixture)
 from run_checks import one_thread_env, torchrun_cmd
 
 KEYS = (
@@ -30,26 +30,9 @@ KEYS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMPROVED_GAN_CACHE", str(tmp_path / "cache"))
-    features.clear_cache()
-    yield
-    features.clear_cache()
-
-
 @pytest.fixture
 def tiny_classifier(tmp_path):
-    torch.manual_seed(0)
-    model = SmallConvClassifier(1, 10, width=4, feature_dim=5).eval()
-    ref = torch.randn(40, 5, dtype=torch.float64)
-    trained = TrainedClassifier(
-        model,
-        dataset="fashion-mnist",
-        test_mu=ref.mean(0),
-        test_sigma=torch.from_numpy(np.cov(ref.numpy().T)),
-    )
-    return save_classifier(trained, tmp_path / "c.pt"), model, ref.numpy()
+    return save_tiny_classifier(tmp_path / "c.pt")
 
 
 def _numpy_score_and_fd(model, images_uint8: np.ndarray, ref: np.ndarray, splits: int):
@@ -221,58 +204,65 @@ def test_training_evaluate_score_and_compute_metrics_give_identical_numbers(tmp_
 
 
 SHARD_SCRIPT = r"""
-import json, sys, warnings
+import json, os, sys, warnings
+from types import SimpleNamespace
+
 import torch
 import torch.distributed as dist
-from types import SimpleNamespace
+
 import improved_gan.data
-from improved_gan.metrics import compute_metrics, features
+from improved_gan.metrics import compute_metrics
+from improved_gan.metrics.classifier import TrainedClassifier
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
-path, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+path, out = sys.argv[1], sys.argv[2]
 g = torch.Generator().manual_seed(7)
 test = torch.randint(0, 256, (53, 1, 28, 28), dtype=torch.uint8, generator=g)
 improved_gan.data.load_dataset = lambda name, data_dir=None: SimpleNamespace(test_images=test)
 images = torch.rand(101, 1, 28, 28, generator=g)
 rows = []
-from improved_gan.metrics.classifier import TrainedClassifier
-orig = TrainedClassifier.outputs
+original = TrainedClassifier.outputs
+
+
 def counting(self, x, **kw):
     rows.append(int(x.shape[0]))
-    return orig(self, x, **kw)
+    return original(self, x, **kw)
+
+
 TrainedClassifier.outputs = counting
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    values = compute_metrics(None, images, dataset="fmnist", classifier_path=path, batch_size=16,
-                             kid_subsets=5, shard=(mode == "shard"))
-json.dump({"values": values, "rows": sum(rows)}, open(f"{out}/{mode}{rank}.json", "w"))
+result = {}
+for mode in ("full", "shard"):  # each with its own reference cache, so both extract the test split
+    os.environ["IMPROVED_GAN_CACHE"] = f"{out}/cache-{mode}"
+    rows.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = compute_metrics(
+            None, images, dataset="fmnist", classifier_path=path, batch_size=16, kid_subsets=5, shard=mode == "shard"
+        )
+    result[mode] = {"values": values, "rows": sum(rows)}
+with open(f"{out}/rank{rank}.json", "w") as f:
+    json.dump(result, f)
 dist.destroy_process_group()
 """
 
 
 def test_sharded_feature_extraction_equals_one_process(tiny_classifier, tmp_path):
-    """2 gloo processes under torchrun: each extracts its half (rows counted), the gathered numbers equal one
-    process's; without sharding each rank would extract all 101 + 53 rows."""
+    """2 gloo processes under torchrun: each extracts its share (rows counted) and the gathered numbers equal
+    one process's; without sharding each rank extracts all 101 samples and 53 reference images."""
     path = tiny_classifier[0]
     script = tmp_path / "shard.py"
     script.write_text(SHARD_SCRIPT)
-    for mode in ("shard", "full"):
-        env = one_thread_env(IMPROVED_GAN_CACHE=str(tmp_path / f"cache-{mode}"))
-        proc = subprocess.run(
-            torchrun_cmd(str(script), str(path), str(tmp_path), mode),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    got = {f: json.loads((tmp_path / f"{f}.json").read_text()) for f in ("shard0", "shard1", "full0")}
-    assert got["full0"]["rows"] == 101 + 53
-    # each rank extracts its half of the samples and of the reference split: 50 + 26 and 51 + 27 rows
-    assert sorted([got["shard0"]["rows"], got["shard1"]["rows"]]) == [50 + 26, 51 + 27]
+    cmd = torchrun_cmd(str(script), str(path), str(tmp_path))
+    proc = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert got[0]["full"]["rows"] == got[1]["full"]["rows"] == 101 + 53
+    assert [got[0]["shard"]["rows"], got[1]["shard"]["rows"]] == [50 + 26, 51 + 27]  # rows [rN/W, (r+1)N/W)
+    full = got[0]["full"]["values"]
+    assert list(full) == list(KEYS)
     for rank in (0, 1):
-        shard = got[f"shard{rank}"]["values"]
-        assert list(shard) == list(got["full0"]["values"])
-        for k, v in got["full0"]["values"].items():
-            assert shard[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+        shard = got[rank]["shard"]["values"]
+        assert list(shard) == list(full)
+        for k, v in full.items():
+            assert shard[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k

@@ -9,9 +9,8 @@ import torch
 from scipy import linalg
 
 from improved_gan.errors import UserError
-from improved_gan.metrics import inception as inception_mod
 from improved_gan.metrics import features
-from improved_gan.metrics.classifier import SmallConvClassifier, TrainedClassifier, save_classifier
+from improved_gan.metrics import inception as inception_mod
 from improved_gan.metrics.registry import (
     available_metrics,
     compute_metrics,
@@ -20,14 +19,7 @@ from improved_gan.metrics.registry import (
     real_data_ceiling,
     report_keys,
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMPROVED_GAN_CACHE", str(tmp_path / "cache"))
-    features.clear_cache()
-    yield
-    features.clear_cache()
+from metric_helpers import fresh_caches, save_tiny_classifier  # noqa: F401 (an autouse fixture)
 
 
 def test_defaults_and_names():
@@ -91,16 +83,7 @@ def test_toy_real_data_ceiling():
 
 @pytest.fixture
 def tiny_classifier(tmp_path):
-    torch.manual_seed(0)
-    model = SmallConvClassifier(1, 10, width=4, feature_dim=5)
-    ref = torch.randn(40, 5, dtype=torch.float64)
-    trained = TrainedClassifier(
-        model,
-        dataset="fashion-mnist",
-        test_mu=ref.mean(0),
-        test_sigma=torch.from_numpy(np.cov(ref.numpy(), rowvar=False)),
-    )
-    return save_classifier(trained, tmp_path / "c.pt"), model, ref.numpy()
+    return save_tiny_classifier(tmp_path / "c.pt")
 
 
 def test_classifier_round_trip(tiny_classifier):

@@ -12,26 +12,17 @@ from scipy import linalg
 
 from improved_gan.cli import main
 from improved_gan.errors import UserError
-from improved_gan.metrics.classifier import SmallConvClassifier, TrainedClassifier, save_classifier
 from improved_gan.scoring import array_to_samples, detect_range
+from metric_helpers import fresh_caches, save_tiny_classifier  # noqa: F401 (an autouse fixture)
 
 
 @pytest.fixture
 def tiny_classifier(tmp_path, monkeypatch):
     """A random width-4 classifier installed as the user's Fashion-MNIST classifier."""
-    torch.manual_seed(0)
-    model = SmallConvClassifier(1, 10, width=4, feature_dim=5).eval()
-    ref = torch.randn(40, 5, dtype=torch.float64)
-    trained = TrainedClassifier(
-        model,
-        dataset="fashion-mnist",
-        test_mu=ref.mean(0),
-        test_sigma=torch.from_numpy(np.cov(ref.numpy().T)),
-    )
     folder = tmp_path / "classifiers"
-    save_classifier(trained, folder / "fashion-mnist-classifier-v1.pt")
+    _, model, ref = save_tiny_classifier(folder / "fashion-mnist-classifier-v1.pt")
     monkeypatch.setenv("IMPROVED_GAN_CLASSIFIERS", str(folder))
-    return model, ref.numpy()
+    return model, ref
 
 
 def _run(argv, capsys):
@@ -279,7 +270,10 @@ def test_every_bad_input_is_one_error_line(tiny_classifier, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     cases = [
         (["ok.npy", "--reference", "ring8", "--metrics", "fid"], "has 40 columns, ring8 2"),
-        (["small.npy", "--metrics", "classifier_score"], "5 samples, classifier_score with splits=10 needs at least 10"),
+        (
+            ["small.npy", "--metrics", "classifier_score"],
+            "5 samples, classifier_score with splits=10 needs at least 10",
+        ),
         (["rgb.npy", "--metrics", "classifier_score"], "28x28 grey images"),
         (["two.npz"], "pass --key"),
         (["obj.npy"], "not a readable numpy array"),
