@@ -266,3 +266,17 @@ def test_sharded_feature_extraction_equals_one_process(tiny_classifier, tmp_path
         assert list(shard) == list(full)
         for k, v in full.items():
             assert shard[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
+
+
+def test_the_api_page_lists_every_metric_with_its_aliases_parameters_and_keys():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 5:
+            name, *aliases = [w.strip("`(),") for w in cells[0].split()]
+            params = () if cells[3] == "-" else tuple(p.strip() for p in cells[3].split(","))
+            rows[name] = (tuple(aliases), cells[1], params, tuple(k.strip() for k in cells[4].split(",")))
+    assert rows == {m.name: (m.aliases, m.space, m.params, m.keys) for m in METRICS.values()}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: Default batch sizes: the classifier is small; Inception at 299x299 holds ~0.5 GB of activations per 50.
+#: Default batch sizes (the classifier is small; Inception at 299x299 holds ~0.5 GB of activations per 50)
 CLASSIFIER_BATCH = 500
 INCEPTION_BATCH = 50
 

@@ -92,7 +92,7 @@ def _mixture_points(dataset: str, n: int) -> torch.Tensor:
 def load_split(
     name: str, *, data_dir=None, num: int | None = None, seed: int = 0, n_points: int = 0
 ) -> Samples:
-    """The reference ``name`` as :class:`Samples`: a split's uint8 images (N, C, H, W) read with
+    """The reference ``name`` as :class:`~improved_gan.metrics.inputs.Samples`: a split's uint8 images (N, C, H, W) read with
     :func:`improved_gan.data.load_dataset`, optionally a seeded random subset of ``num`` images
     (``torch.randperm`` with ``seed``); or ``num or n_points`` points of a 2-D mixture."""
     dataset, split = parse_reference(name)

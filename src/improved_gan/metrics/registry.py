@@ -70,8 +70,9 @@ def compute_metrics(
         A flat dict of floats (``modes`` is an int) in the order of ``names`` and of each metric's keys.
 
     Raises:
-        UserError: an unknown metric, or one that does not apply to ``dataset``; ValueError (InputError):
-        samples of no accepted form, or too few for a metric; TypeError: an unknown option.
+        UserError: an unknown metric, or one that does not apply to ``dataset``.
+        ValueError: samples of no accepted form, or too few for a metric (an ``InputError``).
+        TypeError: an unknown option.
     """
     dataset = canonical_dataset(dataset) if dataset is not None else None
     s = as_samples(samples, dataset, value_range=value_range, layout=layout)

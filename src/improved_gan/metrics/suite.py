@@ -1,4 +1,4 @@
-"""The metric suite: every metric declared once (:data:`METRICS`), and :func:`compute`, the one entry that the
+"""The metric suite: every metric declared once (``METRICS``), and :func:`compute`, the one entry that the
 training loop's evaluation, ``improved-gan evaluate``, ``improved-gan score`` and
 :func:`~improved_gan.metrics.compute_metrics` all call.
 
@@ -8,7 +8,7 @@ A metric is a pure formula of :mod:`improved_gan.metrics` applied in one feature
   (:mod:`.classifier`; 28x28 grey images only);
 - ``inception``: pool features ``(N, 2048)`` and probabilities ``(N, 1008)`` of the 2015 Inception-v3 (paper §4);
 - ``features``: Inception pool features for images, the rows themselves for points or feature arrays ``(N, D)``;
-- ``mixture``: 2-D points against the modes of the mixture ``ring8`` / ``grid25`` (:mod:`.mode_coverage`).
+- ``mixture``: 2-D points against the modes of the mixture ``ring8`` / ``grid25`` (``improved_gan.metrics.mode_coverage``).
 
 References (what FD, KID and precision/recall compare with), when none is given: ``classifier_fid`` the test
 statistics stored in the classifier file; ``classifier_kid`` / ``classifier_pr`` the classifier features of the
@@ -42,18 +42,18 @@ from improved_gan.metrics.inputs import InputError, Samples
 
 _GREY = ("fashion-mnist", "mnist")
 
-#: Parameters of the metrics and their defaults (each metric lists the ones it reads).
+#: Parameters of the metrics and their defaults (each metric lists the ones it reads)
 PARAMETERS = MappingProxyType(
     {"splits": 10, "kid_subsets": 100, "kid_subset_size": 1000, "k": 3, "num_std": 3.0, "min_count": 1}
 )
-#: Settings of the networks (not of a formula): which files, which backend, batch size, which classifier.
+#: Settings of the networks, not of a formula (which files, which backend, batch size, which classifier)
 SETTINGS = ("classifier_path", "classifier", "inception_weights", "inception_backend", "batch_size")
 
 
 @dataclass(frozen=True)
 class Metric:
     """One metric: its name, feature space, whether it compares with a reference, the parameters it reads
-    (defaults in :data:`PARAMETERS`), the keys it returns, what the number means, and other accepted names."""
+    (defaults in ``PARAMETERS``), the keys it returns, what the number means, and other accepted names."""
 
     name: str
     space: str
@@ -165,10 +165,10 @@ METRICS = {
         ),
     ]
 }
-#: Other accepted name -> canonical name (``classifier_fd`` and ``is`` were the names of ``score``).
+#: Other accepted name to canonical name (``classifier_fd`` and ``is`` were the names of ``score``)
 ALIASES = MappingProxyType({a: m.name for m in METRICS.values() for a in m.aliases})
 
-#: data set -> (default metrics, default number of samples: the test-set size, the paper's 50,000, 2,500 in 2-D)
+#: Data set to (default metrics, default number of samples), the latter the test-set size, the paper's 50,000 or 2,500
 DEFAULTS = MappingProxyType(
     {
         "fashion-mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
@@ -516,14 +516,15 @@ def compute(
     **options,
 ) -> Result:
     """The metrics ``names`` (canonical names or aliases; None: :func:`default_metrics` of ``dataset``, else
-    :func:`default_names_for` the input) of ``samples`` against ``reference`` (a :class:`Samples`, a reference
+    :func:`default_names_for` the input) of ``samples`` against ``reference`` (a
+    :class:`~improved_gan.metrics.inputs.Samples`, a reference
     name such as ``"cifar10-train"``, or None: the module docstring's default).
 
-    ``options``: the parameters of :data:`PARAMETERS` and the settings of :data:`SETTINGS`; TypeError for
+    ``options``: the parameters of ``PARAMETERS`` and the settings of ``SETTINGS``; TypeError for
     others. ``bootstrap`` > 0: 95% intervals from that many random halves (:func:`~.bootstrap_interval`,
     seeded ``seed``), centred on the values. ``shard``: split feature extraction across the ranks of an
     initialised torch.distributed group (:mod:`.features`; every rank must call with the same samples).
-    Values are in the order of ``names`` and each metric's :attr:`Metric.keys`.
+    Values are in the order of ``names`` and of each metric's ``keys``.
     """
     unknown = set(options) - set(PARAMETERS) - set(SETTINGS)
     if unknown:
