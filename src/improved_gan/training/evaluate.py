@@ -94,13 +94,14 @@ def load_generator(root: str | Path, *, device: str = "cpu") -> tuple[torch.nn.M
 
 @torch.no_grad()
 def sample_run(
-    root: str | Path, *, num: int, out: str | Path, seed: int = 0, device: str = "cpu"
+    root: str | Path, *, num: int, out: str | Path, seed: int | None = None, device: str = "cpu"
 ) -> torch.Tensor:
-    """Write ``num`` samples of a run's generator as a PNG grid (a scatter plot for 2-D toy data)."""
-    from improved_gan.sampling import generate
+    """Write ``num`` samples of a run's generator as a PNG grid (a scatter plot for 2-D toy data), drawn by
+    :func:`improved_gan.sampling.generate` (seed :data:`~improved_gan.sampling.EVAL_SEED` by default)."""
+    from improved_gan.sampling import EVAL_SEED, generate
 
     g, cfg = load_generator(root, device=device)
-    x = generate(g, num, seed=seed, device=device)
+    x = generate(g, num, seed=EVAL_SEED if seed is None else seed, device=device)
     if is_toy(cfg.data.dataset):
         from improved_gan.data import load_toy
 
