@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from improved_gan._dataset_names import TOY_DATASET_NAMES
 from improved_gan.metrics.inputs import array_to_samples
 from improved_gan.metrics.references import REFERENCE_SEED
 from improved_gan.metrics.suite import (
@@ -26,8 +27,6 @@ from improved_gan.metrics.suite import (
 def as_samples(samples, dataset: str | None, *, value_range=None, layout=None, source: str = "samples"):
     """Samples of ``dataset`` as the suite takes them: points (N, 2) for a 2-D mixture, else images in any of
     the accepted forms (:mod:`improved_gan.metrics.inputs`); InputError (a ValueError) naming them otherwise."""
-    from improved_gan._dataset_names import TOY_DATASET_NAMES
-
     rows = None if dataset is None else dataset in TOY_DATASET_NAMES
     s = array_to_samples(samples, source, value_range=value_range, layout=layout, rows=rows)
     if rows and s.features.shape[1] != 2:
@@ -108,7 +107,7 @@ def real_data_ceiling(
     names = parse_names(names) or default_metrics(dataset)
     n = num_samples or default_num_samples(dataset)
     common = dict(dataset=dataset, data_dir=data_dir, device=device, **options)
-    if METRICS[names[0]].space == "mixture" or dataset in ("ring8", "grid25"):
+    if dataset in TOY_DATASET_NAMES:
         from improved_gan.data import load_toy
 
         points = load_toy(dataset).sample(n, torch.Generator().manual_seed(seed))  # (n, 2)

@@ -50,192 +50,6 @@ PARAMETERS = MappingProxyType(
 SETTINGS = ("classifier_path", "classifier", "inception_weights", "inception_backend", "batch_size")
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One metric: its name, feature space, whether it compares with a reference, the parameters it reads
-    (defaults in ``PARAMETERS``), the keys it returns, what the number means, and other accepted names."""
-
-    name: str
-    space: str
-    needs_reference: bool
-    params: tuple[str, ...]
-    keys: tuple[str, ...]
-    meaning: str
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def report_keys(self) -> tuple[str, ...]:
-        """The keys tables show as columns (the ``*_std`` companions are not)."""
-        return tuple(k for k in self.keys if not k.endswith("_std"))
-
-
-METRICS = {
-    m.name: m
-    for m in [
-        Metric(
-            "inception_score",
-            "inception",
-            False,
-            ("splits",),
-            ("inception_score", "inception_score_std"),
-            "Inception Score, 2015 Inception-v3, in-order splits (higher is better; paper §4)",
-            ("is",),
-        ),
-        Metric(
-            "fid",
-            "features",
-            True,
-            (),
-            ("fid",),
-            "Frechet distance of Inception pool features (or of the rows) to the reference (lower is better)",
-        ),
-        Metric(
-            "kid",
-            "features",
-            True,
-            ("kid_subsets", "kid_subset_size"),
-            ("kid", "kid_std"),
-            "KID, unbiased cubic-kernel MMD^2 of Inception pool features or rows (lower is better; ~0 = same)",
-        ),
-        Metric(
-            "pr",
-            "features",
-            True,
-            ("k",),
-            ("precision", "recall"),
-            "precision: share of samples on the reference manifold; recall: share of the reference covered",
-            ("precision_recall",),
-        ),
-        Metric(
-            "classifier_score",
-            "classifier",
-            False,
-            ("splits",),
-            ("classifier_score", "classifier_score_std"),
-            "Inception Score formula on the Fashion-MNIST/MNIST classifier (higher is better)",
-        ),
-        Metric(
-            "classifier_fid",
-            "classifier",
-            True,
-            (),
-            ("classifier_fid",),
-            "Frechet distance of the classifier's features to the reference's (lower is better)",
-            ("classifier_fd",),
-        ),
-        Metric(
-            "classifier_kid",
-            "classifier",
-            True,
-            ("kid_subsets", "kid_subset_size"),
-            ("classifier_kid", "classifier_kid_std"),
-            "KID of the classifier's features (lower is better; ~0 = same)",
-        ),
-        Metric(
-            "classifier_pr",
-            "classifier",
-            True,
-            ("k",),
-            ("classifier_precision", "classifier_recall"),
-            "precision and recall in the classifier's feature space (k nearest-neighbour manifolds)",
-        ),
-        Metric(
-            "high_quality",
-            "mixture",
-            False,
-            ("num_std",),
-            ("high_quality",),
-            "fraction of points within num_std std of a mode centre",
-        ),
-        Metric(
-            "modes",
-            "mixture",
-            False,
-            ("num_std", "min_count"),
-            ("modes",),
-            "modes with at least min_count high-quality points",
-        ),
-        Metric(
-            "mode_kl",
-            "mixture",
-            False,
-            ("num_std",),
-            ("mode_kl",),
-            "KL(histogram of high-quality points over modes || uniform)",
-        ),
-    ]
-}
-#: Other accepted name to canonical name (``classifier_fd`` and ``is`` were the names of ``score``)
-ALIASES = MappingProxyType({a: m.name for m in METRICS.values() for a in m.aliases})
-
-#: Data set to (default metrics, default number of samples), the latter the test-set size, the paper's 50,000 or 2,500
-DEFAULTS = MappingProxyType(
-    {
-        "fashion-mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
-        "mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
-        "cifar10": (("inception_score",), 50_000),
-        "svhn": (("inception_score",), 50_000),
-        "ring8": (("high_quality", "modes", "mode_kl", "pr", "kid"), 2_500),
-        "grid25": (("high_quality", "modes", "mode_kl", "pr", "kid"), 2_500),
-    }
-)
-
-
-def canonical_dataset(name: str) -> str:
-    """The canonical name of a data set that has metrics (:mod:`improved_gan._dataset_names` aliases)."""
-    key = canonical_dataset_name(name)
-    if key not in DEFAULTS:
-        raise UserError(f"no metrics for data set {name!r}; expected one of {', '.join(DEFAULTS)}")
-    return key
-
-
-def canonical_name(name: str) -> str:
-    """A metric's canonical name (aliases accepted); UserError naming every metric if unknown."""
-    key = str(name).strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in METRICS:
-        raise UserError(
-            f"unknown metric {name!r}; expected one of {', '.join(METRICS)} (aliases: {', '.join(ALIASES)})"
-        )
-    return key
-
-
-def parse_names(text_or_names) -> tuple[str, ...] | None:
-    """``"a,b"`` or a sequence of names -> canonical names in order, without repeats; None stays None."""
-    if text_or_names is None:
-        return None
-    raw = text_or_names.split(",") if isinstance(text_or_names, str) else list(text_or_names)
-    names: list[str] = []
-    for item in raw:
-        if str(item).strip():
-            name = canonical_name(item)
-            if name not in names:
-                names.append(name)
-    if not names:
-        raise UserError("no metric named")
-    return tuple(names)
-
-
-def default_metrics(dataset: str) -> tuple[str, ...]:
-    """The metrics evaluated for ``dataset`` when none are named."""
-    return DEFAULTS[canonical_dataset(dataset)][0]
-
-
-def default_num_samples(dataset: str) -> int:
-    """Samples per evaluation of ``dataset`` (compare FDs at equal N: it is biased in N)."""
-    return DEFAULTS[canonical_dataset(dataset)][1]
-
-
-def default_names_for(samples: Samples, has_reference: bool) -> tuple[str, ...]:
-    """The metrics of an input of no known data set: rows -> fid, kid, pr; 28x28 grey -> the classifier's;
-    other images -> the Inception Score (and fid, kid, pr with a reference)."""
-    if samples.images is None:
-        return ("fid", "kid", "pr")
-    if tuple(samples.images.shape[1:]) == (1, 28, 28):
-        return ("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr")
-    return ("inception_score", "fid", "kid", "pr") if has_reference else ("inception_score",)
-
-
 @dataclass
 class Result:
     """``values``: metric key -> number (``modes`` is an int); ``intervals``: key -> [low, high] (95%, only with
@@ -264,6 +78,7 @@ class _Evaluation:
             shard,
         )
         self._memo: dict[Any, Any] = {}
+        self.settings_used: dict[str, Any] = {}  # parameters as applied (kid_subset_size shrunk for small N)
 
     def once(self, key, fn: Callable[[], Any]):
         if key not in self._memo:
@@ -471,19 +286,203 @@ def _mixture(ev: _Evaluation, m: Metric):
     return {m.name: value}, (stats, m.keys, (points,), (ev.samples.source,), 1, m.name)
 
 
-_FORMULAS = {
-    "inception_score": _score,
-    "classifier_score": _score,
-    "fid": _fid,
-    "classifier_fid": _fid,
-    "kid": _kid,
-    "classifier_kid": _kid,
-    "pr": _pr,
-    "classifier_pr": _pr,
-    "high_quality": _mixture,
-    "modes": _mixture,
-    "mode_kl": _mixture,
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its name, feature space, whether it compares with a reference, the parameters it reads
+    (defaults in ``PARAMETERS``), the keys it returns, what the number means, the function that computes it
+    from the features of its space (``formula(evaluation, metric) -> (values, bootstrap)``), other names."""
+
+    name: str
+    space: str
+    needs_reference: bool
+    params: tuple[str, ...]
+    keys: tuple[str, ...]
+    meaning: str
+    formula: Callable = field(repr=False, compare=False)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def report_keys(self) -> tuple[str, ...]:
+        """The keys tables show as columns (the ``*_std`` companions are not)."""
+        return tuple(k for k in self.keys if not k.endswith("_std"))
+
+
+METRICS = {
+    m.name: m
+    for m in [
+        Metric(
+            "inception_score",
+            "inception",
+            False,
+            ("splits",),
+            ("inception_score", "inception_score_std"),
+            "Inception Score, 2015 Inception-v3, in-order splits (higher is better; paper §4)",
+            _score,
+            ("is",),
+        ),
+        Metric(
+            "fid",
+            "features",
+            True,
+            (),
+            ("fid",),
+            "Frechet distance of Inception pool features (or of the rows) to the reference (lower is better)",
+            _fid,
+        ),
+        Metric(
+            "kid",
+            "features",
+            True,
+            ("kid_subsets", "kid_subset_size"),
+            ("kid", "kid_std"),
+            "KID, unbiased cubic-kernel MMD^2 of Inception pool features or rows (lower is better; ~0 = same)",
+            _kid,
+        ),
+        Metric(
+            "pr",
+            "features",
+            True,
+            ("k",),
+            ("precision", "recall"),
+            "precision: share of samples on the reference manifold; recall: share of the reference covered",
+            _pr,
+            ("precision_recall",),
+        ),
+        Metric(
+            "classifier_score",
+            "classifier",
+            False,
+            ("splits",),
+            ("classifier_score", "classifier_score_std"),
+            "Inception Score formula on the Fashion-MNIST/MNIST classifier (higher is better)",
+            _score,
+        ),
+        Metric(
+            "classifier_fid",
+            "classifier",
+            True,
+            (),
+            ("classifier_fid",),
+            "Frechet distance of the classifier's features to the reference's (lower is better)",
+            _fid,
+            ("classifier_fd",),
+        ),
+        Metric(
+            "classifier_kid",
+            "classifier",
+            True,
+            ("kid_subsets", "kid_subset_size"),
+            ("classifier_kid", "classifier_kid_std"),
+            "KID of the classifier's features (lower is better; ~0 = same)",
+            _kid,
+        ),
+        Metric(
+            "classifier_pr",
+            "classifier",
+            True,
+            ("k",),
+            ("classifier_precision", "classifier_recall"),
+            "precision and recall in the classifier's feature space (k nearest-neighbour manifolds)",
+            _pr,
+        ),
+        Metric(
+            "high_quality",
+            "mixture",
+            False,
+            ("num_std",),
+            ("high_quality",),
+            "fraction of points within num_std std of a mode centre",
+            _mixture,
+        ),
+        Metric(
+            "modes",
+            "mixture",
+            False,
+            ("num_std", "min_count"),
+            ("modes",),
+            "modes with at least min_count high-quality points",
+            _mixture,
+        ),
+        Metric(
+            "mode_kl",
+            "mixture",
+            False,
+            ("num_std",),
+            ("mode_kl",),
+            "KL(histogram of high-quality points over modes || uniform)",
+            _mixture,
+        ),
+    ]
 }
+#: Other accepted name to canonical name (``classifier_fd`` and ``is`` were the names of ``score``)
+ALIASES = MappingProxyType({a: m.name for m in METRICS.values() for a in m.aliases})
+
+#: Data set to (default metrics, default number of samples), the latter the test-set size, the paper's 50,000 or 2,500
+DEFAULTS = MappingProxyType(
+    {
+        "fashion-mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
+        "mnist": (("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr"), 10_000),
+        "cifar10": (("inception_score",), 50_000),
+        "svhn": (("inception_score",), 50_000),
+        "ring8": (("high_quality", "modes", "mode_kl", "pr", "kid"), 2_500),
+        "grid25": (("high_quality", "modes", "mode_kl", "pr", "kid"), 2_500),
+    }
+)
+
+
+def canonical_dataset(name: str) -> str:
+    """The canonical name of a data set that has metrics (:mod:`improved_gan._dataset_names` aliases)."""
+    key = canonical_dataset_name(name)
+    if key not in DEFAULTS:
+        raise UserError(f"no metrics for data set {name!r}; expected one of {', '.join(DEFAULTS)}")
+    return key
+
+
+def canonical_name(name: str) -> str:
+    """A metric's canonical name (aliases accepted); UserError naming every metric if unknown."""
+    key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in METRICS:
+        raise UserError(
+            f"unknown metric {name!r}; expected one of {', '.join(METRICS)} (aliases: {', '.join(ALIASES)})"
+        )
+    return key
+
+
+def parse_names(text_or_names) -> tuple[str, ...] | None:
+    """``"a,b"`` or a sequence of names -> canonical names in order, without repeats; None stays None."""
+    if text_or_names is None:
+        return None
+    raw = text_or_names.split(",") if isinstance(text_or_names, str) else list(text_or_names)
+    names: list[str] = []
+    for item in raw:
+        if str(item).strip():
+            name = canonical_name(item)
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise UserError("no metric named")
+    return tuple(names)
+
+
+def default_metrics(dataset: str) -> tuple[str, ...]:
+    """The metrics evaluated for ``dataset`` when none are named."""
+    return DEFAULTS[canonical_dataset(dataset)][0]
+
+
+def default_num_samples(dataset: str) -> int:
+    """Samples per evaluation of ``dataset`` (compare FDs at equal N: it is biased in N)."""
+    return DEFAULTS[canonical_dataset(dataset)][1]
+
+
+def default_names_for(samples: Samples, has_reference: bool) -> tuple[str, ...]:
+    """The metrics of an input of no known data set: rows -> fid, kid, pr; 28x28 grey -> the classifier's;
+    other images -> the Inception Score (and fid, kid, pr with a reference)."""
+    if samples.images is None:
+        return ("fid", "kid", "pr")
+    if tuple(samples.images.shape[1:]) == (1, 28, 28):
+        return ("classifier_score", "classifier_fid", "classifier_kid", "classifier_pr")
+    return ("inception_score", "fid", "kid", "pr") if has_reference else ("inception_score",)
 
 
 def _applies(name: str, dataset: str) -> bool:
@@ -546,11 +545,10 @@ def compute(
     params = {k: options.get(k, v) for k, v in PARAMETERS.items()}
     settings = {k: options.get(k) for k in SETTINGS}
     ev = _Evaluation(samples, reference, dataset, str(device), data_dir, params, settings, shard)
-    ev.settings_used = {}
     result = Result()
     for name in names:
         m = METRICS[name]
-        values, (fn, keys, arrays, sources, at_least, what) = _FORMULAS[name](ev, m)
+        values, (fn, keys, arrays, sources, at_least, what) = m.formula(ev, m)
         result.values.update(values)
         if bootstrap:
             _bootstrap_interval(result, fn, keys, arrays, sources, at_least, what, bootstrap, seed)
