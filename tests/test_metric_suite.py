@@ -280,3 +280,41 @@ def test_the_api_page_lists_every_metric_with_its_aliases_parameters_and_keys():
             params = () if cells[3] == "-" else tuple(p.strip() for p in cells[3].split(","))
             rows[name] = (tuple(aliases), cells[1], params, tuple(k.strip() for k in cells[4].split(",")))
     assert rows == {m.name: (m.aliases, m.space, m.params, m.keys) for m in METRICS.values()}
+
+
+def test_inception_path_grey_to_rgb_default_train_reference_and_its_disk_cache(tmp_path, monkeypatch):
+    """A random-init Inception (the weights are not shipped): the suite's numbers equal numpy formulas on the
+    network's own outputs; the default reference of cifar10 is its train split, cached on disk."""
+    import improved_gan.data
+    from improved_gan.metrics.inception import InceptionScorer
+    from improved_gan.metrics.inception_net import InceptionV3TF2015
+
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pth"
+    torch.save(InceptionV3TF2015().state_dict(), weights)
+    g = torch.Generator().manual_seed(2)
+    train = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8, generator=g)
+    monkeypatch.setattr(
+        improved_gan.data, "load_dataset", lambda name, data_dir=None: SimpleNamespace(train_images=train)
+    )
+    images = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8, generator=g)  # NHWC uint8
+    kw = dict(dataset="cifar-10", inception_weights=weights, splits=2, kid_subsets=3)
+    out = compute_metrics(["is", "kid", "pr"], images, **kw)
+    assert list(out) == ["inception_score", "inception_score_std", "kid", "kid_std", "precision", "recall"]
+    scorer = InceptionScorer(weights, backend="builtin")
+    pool, logits = scorer.features_and_logits(images.permute(0, 3, 1, 2))
+    ref_pool = scorer.features_and_logits(train)[0].double().numpy()
+    p = logits.double().softmax(1).numpy()
+    scores = [np.exp((q * (np.log(q) - np.log(q.mean(0)))).sum(1).mean()) for q in np.split(p, 2)]
+    assert out["inception_score"] == pytest.approx(np.mean(scores), rel=1e-6)
+    x = pool.double().numpy()
+    state, kids = np.random.RandomState(2020), []
+    for _ in range(3):  # subsets shrink to min(1000, 4, 4) = 4 rows
+        a, b = x[state.choice(4, 4, replace=False)], ref_pool[state.choice(4, 4, replace=False)]
+        kxx, kyy, kxy = ((u @ w.T / 2048 + 1) ** 3 for u, w in ((a, a), (b, b), (a, b)))
+        kids.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / 12 - 2 * kxy.mean())
+    assert out["kid"] == pytest.approx(np.mean(kids), rel=1e-5, abs=1e-9)
+    assert len(list((tmp_path / "cache" / "references").glob("*.npz"))) == 1  # the cifar10-train features
+    grey = compute_metrics(["is"], images[:2, ..., :1], **kw)  # grey images: repeated to 3 channels
+    rgb = compute_metrics(["is"], images[:2, ..., :1].repeat(1, 1, 1, 3), **kw)
+    assert grey == rgb
