@@ -820,8 +820,8 @@ def _own_random_numbers(trainer: Trainer):
 
 
 def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
-    """Fail before training, not at the first evaluation, when a metric's network or weights are missing:
-    evaluate the run's metrics once on a few random samples (this also loads and caches the networks)."""
+    """Fail before training, not at the first evaluation, when a metric is unknown or its network, weights or
+    reference data are missing (:func:`improved_gan.metrics.suite.check_available`; the networks stay cached)."""
     from improved_gan.metrics.suite import check_available
     from improved_gan.training.evaluate import run_metric_names
 
