@@ -151,6 +151,27 @@ def test_reference_features_are_cached_on_disk_and_a_corrupt_entry_is_rebuilt(
     assert calls == [20, 25]
 
 
+def test_a_data_set_split_as_the_samples_gets_its_probabilities_and_cached_features(
+    tiny_classifier, monkeypatch
+):
+    """``score fashion-mnist-test``: a split as INPUT needs probabilities (not cached) and features (cached)."""
+    import improved_gan.data
+    from improved_gan.metrics.suite import compute
+
+    path, model, ref = tiny_classifier
+    test = torch.randint(
+        0, 256, (20, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(4)
+    )
+    monkeypatch.setattr(
+        improved_gan.data, "load_dataset", lambda name, data_dir=None: SimpleNamespace(test_images=test)
+    )
+    for names in (["classifier_fid", "classifier_score"], ["classifier_score", "classifier_fid"]):
+        out = compute(names, R_.load_split("fmnist-test"), classifier_path=path, splits=2).values
+        score, fd = _numpy_score_and_fd(model, test.numpy(), ref, 2)
+        assert out["classifier_score"] == pytest.approx(score, rel=1e-9)
+        assert out["classifier_fid"] == pytest.approx(fd, rel=1e-5)
+
+
 def test_training_evaluate_score_and_compute_metrics_give_identical_numbers(tmp_path, monkeypatch, capsys):
     from data_files import write_idx_dataset
 

@@ -105,8 +105,9 @@ class _Evaluation:
             backend=self.settings.get("inception_backend") or "auto",
         )
 
-    def outputs(self, space: str, s: Samples) -> tuple[np.ndarray, np.ndarray]:
-        """(features, probabilities) of images ``s`` in ``space`` ("classifier" or "inception")."""
+    def outputs(self, space: str, s: Samples, *, probs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(features, probabilities) of images ``s`` in ``space`` ("classifier" or "inception"); for a data-set
+        split whose probabilities are not asked for (``probs``), (features from the on-disk cache, None)."""
         if s.images is None:
             raise InputError(f"{s.source}: {space} metrics need images, got rows {tuple(s.features.shape)}")
         if space == "classifier" and tuple(s.images.shape[1:]) != (1, 28, 28):
@@ -132,9 +133,9 @@ class _Evaluation:
             )
             return R_.split_features(s, space, ident, lambda: run()[0]), None
 
-        if s.split is not None:
-            return self.once((space, "split", id(s)), cached_split)
-        return self.once((space, id(s)), run)
+        if s.split is None or probs or (space, id(s)) in self._memo:
+            return self.once((space, id(s)), run)
+        return self.once((space, "split", id(s)), cached_split)
 
     # --------------------------------------------------------------------------------- references
     def default_reference(self, metric: Metric) -> Samples | None:
@@ -180,7 +181,7 @@ def _score(ev: _Evaluation, m: Metric):
     from improved_gan.metrics import inception_score
 
     splits = ev.params["splits"]
-    probs = ev.outputs(m.space, ev.samples)[1]
+    probs = ev.outputs(m.space, ev.samples, probs=True)[1]
     what = f"{m.name} with splits={splits}"
     _need(len(probs), splits, what, ev.samples.source)
     mean, std = inception_score(probs, splits=splits)
