@@ -9,9 +9,8 @@ import torch
 from scipy import linalg
 
 from improved_gan.errors import UserError
+from improved_gan.metrics import features
 from improved_gan.metrics import inception as inception_mod
-from improved_gan.metrics import registry
-from improved_gan.metrics.classifier import SmallConvClassifier, TrainedClassifier, save_classifier
 from improved_gan.metrics.registry import (
     available_metrics,
     compute_metrics,
@@ -20,15 +19,7 @@ from improved_gan.metrics.registry import (
     real_data_ceiling,
     report_keys,
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    registry._cached_classifier.cache_clear()
-    registry._cached_inception.cache_clear()
-    yield
-    registry._cached_classifier.cache_clear()
-    registry._cached_inception.cache_clear()
+from metric_helpers import fresh_caches, save_tiny_classifier  # noqa: F401 (an autouse fixture)
 
 
 def test_defaults_and_names():
@@ -38,28 +29,30 @@ def test_defaults_and_names():
     assert default_metrics("cifar10") == default_metrics("svhn") == ("inception_score",)
     toy = ("high_quality", "modes", "mode_kl", "pr", "kid")
     assert default_metrics("ring8") == default_metrics("grid25") == toy
-    assert set(available_metrics()) == {*grey, "inception_score", *toy}
+    assert set(available_metrics()) == {*grey, "inception_score", *toy, "fid"}
     assert report_keys("ring8") == ("high_quality", "modes", "mode_kl", "precision", "recall", "kid")
     assert report_keys("fmnist")[-3:] == ("classifier_kid", "classifier_precision", "classifier_recall")
     assert default_num_samples("cifar10") == 50_000 and default_num_samples("fashion-mnist") == 10_000
-    with pytest.raises(UserError, match="no metrics for data set"):
+    with pytest.raises(UserError, match="unknown data set .imagenet."):
         default_metrics("imagenet")
 
 
 def test_errors_for_bad_requests():
     points = torch.zeros(10, 2)
-    with pytest.raises(UserError, match="unknown metric 'fid'"):
-        compute_metrics(["fid"], points, dataset="ring8")
+    with pytest.raises(UserError, match="unknown metric 'fd'"):
+        compute_metrics(["fd"], points, dataset="ring8")
     with pytest.raises(UserError, match="does not apply to data set ring8"):
         compute_metrics(["inception_score"], points, dataset="ring8")
     with pytest.raises(UserError, match="does not apply to data set cifar10"):
         compute_metrics(["classifier_score"], torch.rand(10, 3, 32, 32), dataset="cifar10")
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(TypeError, match="unknown metric options"):
         compute_metrics(None, points, dataset="ring8", splits_=3)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         compute_metrics(None, torch.zeros(10, 3), dataset="ring8")
-    with pytest.raises(ValueError, match="float images"):
-        compute_metrics(None, torch.zeros(10, 1, 28, 28, dtype=torch.uint8), dataset="mnist")
+    with pytest.raises(ValueError, match=r"\(N, H, W\), \(N, C, H, W\) or \(N, H, W, C\)"):
+        compute_metrics(None, torch.zeros(10, 784), dataset="mnist")
+    with pytest.raises(ValueError, match="ambiguous"):
+        compute_metrics(None, torch.full((10, 1, 28, 28), 1.5), dataset="mnist")
 
 
 def _ring8_centres() -> np.ndarray:
@@ -90,16 +83,7 @@ def test_toy_real_data_ceiling():
 
 @pytest.fixture
 def tiny_classifier(tmp_path):
-    torch.manual_seed(0)
-    model = SmallConvClassifier(1, 10, width=4, feature_dim=5)
-    ref = torch.randn(40, 5, dtype=torch.float64)
-    trained = TrainedClassifier(
-        model,
-        dataset="fashion-mnist",
-        test_mu=ref.mean(0),
-        test_sigma=torch.from_numpy(np.cov(ref.numpy(), rowvar=False)),
-    )
-    return save_classifier(trained, tmp_path / "c.pt"), model, ref.numpy()
+    return save_tiny_classifier(tmp_path / "c.pt")
 
 
 def test_classifier_round_trip(tiny_classifier):
@@ -166,14 +150,17 @@ def test_inception_plumbing_with_a_fake_scorer(tmp_path, monkeypatch):
         def __init__(self, path, *, device, backend):
             calls.append((path, device, backend))
 
-        def score(self, images, *, splits, batch_size):
-            return float(images.shape[0]), float(splits)
+    def fake_outputs(images):  # uniform probabilities: a score of exactly 1 in every split
+        n = images.shape[0]
+        probs = np.full((n, 2), 0.5)
+        return np.zeros((n, 3)), probs
 
     monkeypatch.setattr(inception_mod, "InceptionScorer", FakeScorer)
+    monkeypatch.setattr(features, "inception_outputs", lambda scorer, images, **kw: fake_outputs(images))
     images = torch.rand(12, 3, 32, 32)
     for _ in range(2):  # the network is built once and reused
         out = compute_metrics(None, images, dataset="svhn", inception_weights=weights, splits=4)
-        assert out == {"inception_score": 12.0, "inception_score_std": 4.0}
+        assert out == {"inception_score": pytest.approx(1.0), "inception_score_std": pytest.approx(0.0)}
     assert calls == [(str(weights), "cpu", "auto")]
 
 
@@ -215,7 +202,6 @@ def test_classifier_kid_and_pr_use_the_real_test_set(tiny_classifier, monkeypatc
     monkeypatch.setattr(
         improved_gan.data, "load_dataset", lambda name, data_dir=None: SimpleNamespace(test_images=test)
     )
-    registry._cached_test_features.cache_clear()
     images = torch.rand(20, 1, 28, 28, generator=g)
     out = compute_metrics(["classifier_pr"], images, dataset="fmnist", classifier_path=path, data_dir="x")
     with torch.no_grad():
@@ -224,4 +210,3 @@ def test_classifier_kid_and_pr_use_the_real_test_set(tiny_classifier, monkeypatc
     from improved_gan.metrics import precision_recall
 
     assert (out["classifier_precision"], out["classifier_recall"]) == precision_recall(r, f)
-    registry._cached_test_features.cache_clear()

@@ -12,26 +12,17 @@ from scipy import linalg
 
 from improved_gan.cli import main
 from improved_gan.errors import UserError
-from improved_gan.metrics.classifier import SmallConvClassifier, TrainedClassifier, save_classifier
 from improved_gan.scoring import array_to_samples, detect_range
+from metric_helpers import fresh_caches, save_tiny_classifier  # noqa: F401 (an autouse fixture)
 
 
 @pytest.fixture
 def tiny_classifier(tmp_path, monkeypatch):
     """A random width-4 classifier installed as the user's Fashion-MNIST classifier."""
-    torch.manual_seed(0)
-    model = SmallConvClassifier(1, 10, width=4, feature_dim=5).eval()
-    ref = torch.randn(40, 5, dtype=torch.float64)
-    trained = TrainedClassifier(
-        model,
-        dataset="fashion-mnist",
-        test_mu=ref.mean(0),
-        test_sigma=torch.from_numpy(np.cov(ref.numpy().T)),
-    )
     folder = tmp_path / "classifiers"
-    save_classifier(trained, folder / "fashion-mnist-classifier-v1.pt")
+    _, model, ref = save_tiny_classifier(folder / "fashion-mnist-classifier-v1.pt")
     monkeypatch.setenv("IMPROVED_GAN_CLASSIFIERS", str(folder))
-    return model, ref.numpy()
+    return model, ref
 
 
 def _run(argv, capsys):
@@ -85,7 +76,7 @@ def test_layouts_and_conversion_to_uint8():
     np.testing.assert_array_equal(s.images.numpy(), np.round(x * 255).astype(np.uint8).transpose(0, 3, 1, 2))
     s = array_to_samples((x[..., 0] * 255).round().astype(np.uint8), "x")  # (N, H, W)
     assert tuple(s.images.shape) == (4, 1, 5, 6)
-    with pytest.raises(UserError, match="pass --layout"):
+    with pytest.raises(UserError, match="name the layout"):
         array_to_samples(np.zeros((2, 3, 4, 3), np.uint8), "x")
     assert tuple(array_to_samples(np.zeros((2, 3, 4, 3), np.uint8), "x", layout="nhwc").images.shape) == (
         2,
@@ -95,7 +86,7 @@ def test_layouts_and_conversion_to_uint8():
     )
     with pytest.raises(UserError, match="no image array"):
         array_to_samples(np.zeros((2, 5, 4, 4), np.uint8), "x")
-    with pytest.raises(UserError, match="outside --range 0,1"):
+    with pytest.raises(UserError, match="outside the range 0,1"):
         array_to_samples(x * 3, "x", value_range="0,1")
     assert array_to_samples(rng.random((7, 3)), "f").features.shape == (7, 3)
 
@@ -132,7 +123,7 @@ def test_classifier_score_of_npz_png_folder_and_npy_agree_with_numpy(tiny_classi
         assert r["num_samples"] == 30
         assert r["values"]["classifier_score"] == pytest.approx(np.mean(scores), rel=1e-9)
         assert r["values"]["classifier_score_std"] == pytest.approx(np.std(scores), rel=1e-6, abs=1e-12)
-        assert r["values"]["classifier_fd"] == pytest.approx(fd, rel=1e-5)
+        assert r["values"]["classifier_fid"] == pytest.approx(fd, rel=1e-5)  # classifier_fd: an alias
     assert results[0]["values"] == results[1]["values"] == results[2]["values"]
 
 
@@ -174,22 +165,41 @@ def test_feature_arrays_fid_kid_pr_and_bootstrap_match_numpy(tmp_path, capsys):
 
 def test_bootstrap_halves_too_small_for_a_metric_is_one_error_line(tmp_path, capsys):
     rng = np.random.default_rng(3)
-    np.save(tmp_path / "a.npy", rng.normal(size=(60, 4)))
+    np.save(tmp_path / "a.npy", rng.normal(size=(7, 4)))
     np.save(tmp_path / "b.npy", rng.normal(size=(70, 4)))
-    argv = [
-        "score",
-        str(tmp_path / "a.npy"),
-        str(tmp_path / "b.npy"),
-        "--metrics",
-        "kid",
-        "--kid-subsets",
-        "3",
-    ]
-    assert _run(argv + ["--kid-subset-size", "40"], capsys)[0] == 0  # 60 and 70 samples are enough without it
-    code, _, err = _run(argv + ["--kid-subset-size", "40", "--bootstrap", "5"], capsys)
+    argv = ["score", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--metrics", "pr"]
+    assert _run(argv, capsys)[0] == 0  # 7 samples are enough for k = 3 neighbours without the bootstrap
+    code, _, err = _run(argv + ["--bootstrap", "5"], capsys)
     line = _one_error_line(err)
-    assert code == 2 and "a.npy: 60 samples" in line and "halves of --bootstrap have 30" in line
-    assert "needs at least 40" in line
+    assert code == 2 and "a.npy: 7 samples" in line and "halves of the bootstrap have 3" in line
+    assert "pr with k=3 needs at least 4" in line
+
+
+def test_small_sample_policy_kid_subsets_shrink_and_fd_warns(tmp_path, capsys):
+    """One policy in every path: KID subsets shrink to the smaller set; an FD with N <= D warns; both computed."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(30, 40)), rng.normal(size=(60, 40))
+    np.save(tmp_path / "few.npy", a)
+    np.save(tmp_path / "ok.npy", b)
+    out = tmp_path / "r.json"
+    argv = ["score", str(tmp_path / "few.npy"), str(tmp_path / "ok.npy"), "--metrics", "fid,kid"]
+    code, _, err = _run(argv + ["--kid-subsets", "4", "--out", str(out)], capsys)
+    assert code == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "30 samples of 40 features" in lines[0]
+    r = json.loads(out.read_text())
+    assert r["settings"]["kid_subset_size"] == 30  # min(1000, 30, 60)
+    state, kids = np.random.RandomState(2020), []
+    for _ in range(4):
+        x, y = a[state.choice(30, 30, replace=False)], b[state.choice(60, 30, replace=False)]
+        kxx, kyy, kxy = ((u @ w.T / 40 + 1) ** 3 for u, w in ((x, x), (y, y), (x, y)))
+        kids.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (30 * 29) - 2 * kxy.mean())
+    assert r["values"]["kid"] == pytest.approx(np.mean(kids), rel=1e-9)
+    from improved_gan.metrics import SingularCovarianceWarning, compute_metrics
+
+    with pytest.warns(SingularCovarianceWarning):
+        direct = compute_metrics(["fid", "kid"], a, dataset=None, reference=b, kid_subsets=4)
+    assert direct == {k: r["values"][k] for k in ("fid", "kid", "kid_std")}
 
 
 def test_sample_npz_and_scoring_a_run_folder(tmp_path, capsys):
@@ -259,16 +269,17 @@ def test_every_bad_input_is_one_error_line(tiny_classifier, tmp_path, capsys):
     Image.fromarray(np.zeros((32, 28), np.uint8)).save(mixed / "b.png")
     (tmp_path / "empty").mkdir()
     cases = [
-        (["few.npy", "ok.npy", "--metrics", "fid"], "more samples"),
-        (["few.npy", "ok.npy", "--metrics", "fid"], "40 feature dimensions"),
-        (["ok.npy", "few.npy", "--metrics", "kid"], "smaller --kid-subset-size"),
-        (["small.npy", "--metrics", "classifier_score"], "5 samples, classifier_score with --splits 10"),
+        (["ok.npy", "--reference", "ring8", "--metrics", "fid"], "has 40 columns, ring8 2"),
+        (
+            ["small.npy", "--metrics", "classifier_score"],
+            "5 samples, classifier_score with splits=10 needs at least 10",
+        ),
         (["rgb.npy", "--metrics", "classifier_score"], "28x28 grey images"),
         (["two.npz"], "pass --key"),
         (["obj.npy"], "not a readable numpy array"),
         (["mixed"], "different sizes: a.png is 28x28, b.png is 28x32"),
         (["empty"], "no .png/.jpg/.jpeg"),
-        (["ok.npy", "--metrics", "fid"], "give INPUT2 or --reference"),
+        (["ok.npy", "--metrics", "fid"], "give one (INPUT2 or --reference NAME"),
         (["ok.npy", "--metrics", "nope"], "unknown metric"),
         (["ok.npy", "--reference", "imagenet-val", "--metrics", "fid"], "expected one of"),
         (["rgb.npy", "--metrics", "is", "--inception-weights", str(tmp_path / "w.pth")], "weights-inception"),
@@ -305,6 +316,26 @@ def test_missing_inception_weights_say_where_to_put_them(tmp_path, monkeypatch, 
 
 def test_cli_choices_are_the_scoring_modules():
     from improved_gan import cli, scoring
+    from improved_gan.metrics import inputs
 
-    assert cli.SCORE_METRICS == tuple(scoring.METRICS)
+    assert scoring.RANGES is inputs.RANGES and scoring.detect_range is inputs.detect_range
+
     assert cli.SCORE_RANGES == tuple(scoring.RANGES) and cli.SCORE_LAYOUTS == scoring.LAYOUTS
+
+
+def test_range_help_reads_as_three_choices(capsys):
+    main(["score", "--help"])  # main turns argparse's exit into a return value
+    out = capsys.readouterr().out
+    assert "--range 0,255|0,1|-1,1" in out and "{0,255,0,1,-1,1}" not in out
+
+
+def test_a_decompression_bomb_png_is_one_error_line(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(folder / "b.png")
+    # Pillow refuses images over twice MAX_IMAGE_PIXELS: 28x28 = 784 passes, 64x64 = 4096 > 2 x 1000 does not
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    code, _, err = _run(["score", str(folder), "--metrics", "classifier_score"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "b.png" in line and "decompression-bomb limit" in line

@@ -60,17 +60,7 @@ def _device(text: str) -> str:
     return text
 
 
-# improved_gan.scoring's METRICS, RANGES and LAYOUTS (not imported here: it imports torch)
-SCORE_METRICS = (
-    "is",
-    "fid",
-    "kid",
-    "pr",
-    "classifier_score",
-    "classifier_fd",
-    "classifier_kid",
-    "classifier_pr",
-)
+# improved_gan.metrics.inputs' RANGES and LAYOUTS (not imported here: it imports torch; a test checks they agree)
 SCORE_RANGES = ("0,255", "0,1", "-1,1")
 SCORE_LAYOUTS = ("nchw", "nhwc", "nhw")
 
@@ -145,17 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("score", help="score samples (.npz/.npy, an image folder or a run) with IS/FID/KID/PR")
-    p.add_argument("input", help=".npy/.npz array, folder of PNG/JPEG images, or run folder")
+    p.add_argument("input", nargs="?", help=".npy/.npz array, folder of PNG/JPEG images, or run folder")
     p.add_argument("input2", nargs="?", default=None, help="the reference to compare with (same forms)")
     p.add_argument(
         "--reference", default=None, metavar="NAME", help="a data set split, e.g. fashion-mnist-test"
     )
-    p.add_argument("--metrics", default=None, help="comma-separated, from " + ",".join(SCORE_METRICS))
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help="comma-separated metric names (the list: improved-gan score --list-metrics; default: by input)",
+    )
+    p.add_argument("--list-metrics", action="store_true", help="print every metric, its keys and meaning")
     p.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
     p.add_argument(
         "--range",
         default=None,
         choices=SCORE_RANGES,
+        metavar="|".join(SCORE_RANGES),
         help="value range of float arrays (default: detected)",
     )
     p.add_argument(
@@ -181,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bootstrap", type=_positive_int, default=None, metavar="N", help="95%% intervals from N replicates"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of run sampling, subsets and the bootstrap")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of run sampling (default: the evaluation seed of train/evaluate), subsets and the bootstrap (0)",
+    )
     p.add_argument(
         "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
     )
@@ -191,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--num", type=_positive_int, default=100)
     p.add_argument("--out", required=True, help="PNG grid, or .npz: key x, uint8 (N, C, H, W)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=None, help="default: the evaluation seed of train/evaluate/score"
+    )
     p.add_argument("--device", type=_device, default="cpu")
 
     p = sub.add_parser("ablate", help="train every ablation variant of a preset for several seeds")
@@ -430,7 +433,9 @@ def cmd_evaluate(args) -> int:
 
     if args.inception_weights:
         os.environ["IMPROVED_GAN_INCEPTION_WEIGHTS"] = args.inception_weights
-    names = tuple(n.strip() for n in args.metrics.split(",") if n.strip()) if args.metrics else None
+    names = (
+        args.metrics.split(",") if args.metrics else None
+    )  # names and aliases: the metric suite parses them
     result = evaluate_run(
         args.run_dir, metrics=names, num_samples=args.num_samples, data_dir=args.data_dir, device=args.device
     )
@@ -443,8 +448,13 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from improved_gan.scoring import run_score
+    from improved_gan.scoring import list_metrics, run_score
 
+    if args.list_metrics:
+        print(list_metrics())
+        return 0
+    if args.input is None:
+        raise UserError("score: give an INPUT (an array, an image folder, a run folder or a data set split)")
     return run_score(args)
 
 

@@ -1,11 +1,18 @@
 """Sample-quality metrics (paper §4).
 
-Pure formulas: :func:`inception_score` (on probabilities), :func:`frechet_distance`, :func:`gaussian_statistics`,
-:func:`kernel_inception_distance` (KID), :func:`precision_recall` (improved precision and recall),
-:func:`bootstrap_interval` (confidence intervals of any of them), :func:`mode_statistics` (2-D mixtures). Adapters that turn samples into probabilities or features:
-:mod:`.classifier` (the small Fashion-MNIST / MNIST classifier) and :mod:`.inception` (the 2015 Inception-v3 graph in
-its torch-fidelity-compatible form). The registry (:func:`compute_metrics`) serves the training loop and
-``improved-gan evaluate``.
+Layout (docs: API, "Metrics"):
+
+- pure formulas: :func:`inception_score` (on probabilities), :func:`frechet_distance`, :func:`gaussian_statistics`,
+  :func:`kernel_inception_distance` (KID), :func:`precision_recall` (improved precision and recall),
+  :func:`bootstrap_interval` (confidence intervals of any of them), :func:`mode_statistics` (2-D mixtures);
+- :mod:`.suite`: every metric declared once (name, feature space, reference, parameters, keys, meaning) and
+  :func:`~improved_gan.metrics.suite.compute`, the one entry of the training loop, ``evaluate``, ``score`` and
+  :func:`compute_metrics` (:mod:`.registry`, the public Python function);
+- :mod:`.inputs`: the accepted sample forms (dtype, layout, value range) and their detection;
+- :mod:`.features`: the one cache of the networks, batched and rank-sharded feature extraction;
+- :mod:`.references`: real-data references by name and the on-disk cache of their features;
+- networks: :mod:`.classifier` (the small Fashion-MNIST / MNIST classifier) and :mod:`.inception` (the 2015
+  Inception-v3 graph in its torch-fidelity-compatible form).
 """
 
 from improved_gan.metrics.bootstrap import bootstrap_interval

@@ -42,7 +42,6 @@ FORMAT = "improved-gan-classifier"
 ENV_DIR = "IMPROVED_GAN_CLASSIFIERS"
 # Canonical data-set name -> name of the ``improved-gan train`` preset that trains its classifier.
 TRAIN_PRESETS = {"fashion-mnist": "fmnist-classifier", "mnist": "mnist-classifier"}
-_ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
 #: Where the classifiers shipped with the package lie (Fashion-MNIST's; MNIST is user-supplied data).
 PACKAGED_DIR = Path(__file__).resolve().parent / "weights"
 #: ``improved-gan train fmnist-classifier --set KEY=VALUE``: the keys and their types.
@@ -50,8 +49,14 @@ TRAIN_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "width": int, "f
 
 
 def canonical_dataset(name: str) -> str:
-    """The canonical data-set name (``fmnist`` -> ``fashion-mnist``); UserError if it has no classifier."""
-    key = _ALIASES.get(name.lower(), name.lower())
+    """The canonical data-set name (``fmnist`` -> ``fashion-mnist``, through the one alias table of
+    :mod:`improved_gan._dataset_names`); UserError if it has no classifier."""
+    from improved_gan._dataset_names import canonical_dataset_name
+
+    try:
+        key = canonical_dataset_name(name)
+    except UserError:
+        key = None
     if key not in TRAIN_PRESETS:
         raise UserError(
             f"no classifier metric for data set {name!r}; expected one of {sorted(TRAIN_PRESETS)}"

@@ -9,10 +9,12 @@ import torch
 
 from improved_gan.data import is_toy
 from improved_gan.errors import CheckpointError, UserError
+from improved_gan.training.build import build_trainer
 from improved_gan.training.checkpoint import GENERATOR_FORMAT, atomic_write_json, load_checkpoint
 from improved_gan.training.experiment import build_networks
 from improved_gan.training.images import save_grid, save_scatter
-from improved_gan.training.run import SAMPLE_SEED, RunFolder, _finite, build_trainer, read_run_config
+from improved_gan.training.run_folder import RunFolder, read_run_config
+from improved_gan.training.run_folder import json_safe as _finite
 
 
 def evaluate_run(
@@ -42,25 +44,41 @@ def evaluate_run(
         out.update(
             test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=trainer.test_accuracy(use_ema=False)
         )
-    names = metrics
-    if names is None and cfg.kind == "gan":
-        names = cfg.train.metrics if cfg.train.metrics not in ((), ("none",)) else None
-        if names is None:
-            from improved_gan.metrics.registry import default_metrics
-
-            names = tuple(default_metrics(cfg.data.dataset))
+    names = metrics if metrics is not None else run_metric_names(cfg)
     if names:
-        from improved_gan.metrics.registry import compute_metrics
-
         n = num_samples or cfg.train.eval_samples
-        samples = to_unit(trainer.generate(n, seed=SAMPLE_SEED + 1))
         out["num_samples"] = n
-        out.update(
-            compute_metrics(names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device)
-        )
+        out.update(sample_metrics(trainer, to_unit, names, data_dir=data_dir, device=device, num_samples=n))
     out = _finite(out)
     atomic_write_json(folder.root / "evaluation.json", out)
     return out
+
+
+def run_metric_names(cfg) -> tuple[str, ...] | None:
+    """The sample-quality metrics a run evaluates: ``train.metrics`` (None for ``none`` and for
+    semi-supervised runs), else the data set's defaults (:func:`improved_gan.metrics.default_metrics`)."""
+    if cfg.kind != "gan" or cfg.train.metrics == ("none",):
+        return None
+    from improved_gan.metrics.suite import default_metrics, parse_names
+
+    return parse_names(cfg.train.metrics) if cfg.train.metrics else default_metrics(cfg.data.dataset)
+
+
+def sample_metrics(trainer, to_unit, names, *, data_dir=None, device="cpu", num_samples=None) -> dict:
+    """The metrics ``names`` of ``num_samples`` (default ``train.eval_samples``) samples of the trainer's
+    generator drawn with :data:`improved_gan.sampling.EVAL_SEED`: the training loop's evaluation and
+    ``improved-gan evaluate`` both call this. Under torchrun the feature extraction is split across ranks."""
+    from improved_gan.metrics.registry import compute_metrics
+    from improved_gan.sampling import EVAL_SEED
+
+    cfg = trainer.cfg
+    n = num_samples or cfg.train.eval_samples
+    x = trainer.generate(n, seed=EVAL_SEED)
+    samples = to_unit(x)  # images in [0, 1] (N, C, H, W), or points (N, 2) (to_unit is the identity)
+    shard = trainer.dist.world_size > 1
+    return compute_metrics(
+        names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device, shard=shard
+    )
 
 
 def load_generator(root: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
@@ -78,13 +96,14 @@ def load_generator(root: str | Path, *, device: str = "cpu") -> tuple[torch.nn.M
 
 @torch.no_grad()
 def sample_run(
-    root: str | Path, *, num: int, out: str | Path, seed: int = 0, device: str = "cpu"
+    root: str | Path, *, num: int, out: str | Path, seed: int | None = None, device: str = "cpu"
 ) -> torch.Tensor:
-    """Write ``num`` samples of a run's generator as a PNG grid (a scatter plot for 2-D toy data)."""
+    """Write ``num`` samples of a run's generator as a PNG grid (a scatter plot for 2-D toy data), drawn by
+    :func:`improved_gan.sampling.generate` (seed :data:`~improved_gan.sampling.EVAL_SEED` by default)."""
+    from improved_gan.sampling import EVAL_SEED, generate
+
     g, cfg = load_generator(root, device=device)
-    gen = torch.Generator().manual_seed(seed)
-    z = g.sample_z(num, generator=gen).to(device)
-    x = g(z).float().cpu()
+    x = generate(g, num, seed=EVAL_SEED if seed is None else seed, device=device)
     if is_toy(cfg.data.dataset):
         from improved_gan.data import load_toy
 

@@ -1,18 +1,15 @@
 """Periodic evaluation of a run: test accuracy for semi-supervised runs, sample-quality metrics for GAN runs.
 
 :class:`_Evaluator` is called by the schedule (:mod:`improved_gan.training.schedule`) at every evaluation;
-:func:`_check_metrics_available` runs the metrics once on a few random samples before training starts, so a
-missing network or weights file fails at once, not at the first evaluation. Evaluation draws from its own random
+:func:`_check_metrics_available` checks before training starts that every metric's network, weights and
+reference data are there, so a missing one fails at once, not at the first evaluation. Evaluation draws from its own random
 streams (:func:`_own_random_numbers`), never from the training's.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
-from improved_gan.training.run_folder import SAMPLE_SEED
 from improved_gan.training.trainer import Trainer
 
 
@@ -21,12 +18,9 @@ class _Evaluator:
 
     def __init__(self, trainer: Trainer, to_unit, *, data_dir: str | None, device: str):
         self.trainer, self.to_unit, self.data_dir, self.device = trainer, to_unit, data_dir, device
-        cfg = trainer.cfg
-        self.metric_names: tuple[str, ...] = ()
-        if cfg.kind == "gan" and cfg.train.metrics != ("none",):
-            from improved_gan.metrics.registry import default_metrics
+        from improved_gan.training.evaluate import run_metric_names
 
-            self.metric_names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
+        self.metric_names: tuple[str, ...] = run_metric_names(trainer.cfg) or ()
 
     def __call__(self) -> dict[str, float]:
         with _own_random_numbers(self.trainer):
@@ -41,17 +35,10 @@ class _Evaluator:
                 test_accuracy=acc, test_error=1.0 - acc, test_accuracy_raw=t.test_accuracy(use_ema=False)
             )
         if self.metric_names:
-            from improved_gan.metrics.registry import compute_metrics
+            from improved_gan.training.evaluate import sample_metrics
 
-            samples = self.to_unit(t.generate(cfg.train.eval_samples, seed=SAMPLE_SEED + 1))
             out.update(
-                compute_metrics(
-                    self.metric_names,
-                    samples,
-                    dataset=cfg.data.dataset,
-                    data_dir=self.data_dir,
-                    device=self.device,
-                )
+                sample_metrics(t, self.to_unit, self.metric_names, data_dir=self.data_dir, device=self.device)
             )
         return out
 
@@ -65,17 +52,12 @@ def _own_random_numbers(trainer: Trainer):
 
 
 def _check_metrics_available(trainer: Trainer, data_dir: str | None) -> None:
-    """Fail before training, not at the first evaluation, when a metric's network or weights are missing:
-    evaluate the run's metrics once on a few random samples (this also loads and caches the networks)."""
-    cfg = trainer.cfg
-    if cfg.kind != "gan" or cfg.train.metrics == ("none",):
-        return
-    from improved_gan.metrics.registry import compute_metrics, default_metrics
+    """Fail before training, not at the first evaluation, when a metric is unknown or its network, weights or
+    reference data are missing (:func:`improved_gan.metrics.suite.check_available`; the networks stay cached)."""
+    from improved_gan.metrics.suite import check_available
+    from improved_gan.training.evaluate import run_metric_names
 
-    names = cfg.train.metrics or tuple(default_metrics(cfg.data.dataset))
-    fake = torch.rand(20, *trainer.data.image_shape, generator=torch.Generator().manual_seed(0))
-    from improved_gan.metrics import SingularCovarianceWarning
-
-    with _own_random_numbers(trainer), warnings.catch_warnings():
-        warnings.simplefilter("ignore", SingularCovarianceWarning)  # 20 samples: singular by construction
-        compute_metrics(names, fake, dataset=cfg.data.dataset, data_dir=data_dir, device=str(trainer.device))
+    names = run_metric_names(trainer.cfg)
+    if names:
+        with _own_random_numbers(trainer):
+            check_available(names, trainer.cfg.data.dataset, device=str(trainer.device), data_dir=data_dir)

@@ -28,7 +28,7 @@ from improved_gan.training.images import save_grid, save_scatter
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-SAMPLE_SEED = 12345  # fixed z for the sample grids, so grids of successive evaluations are comparable
+from improved_gan.sampling import GRID_SEED as SAMPLE_SEED  # fixed z for the sample grids (one place)
 
 
 class RunFolder:

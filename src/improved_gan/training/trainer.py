@@ -380,19 +380,12 @@ class Trainer:
 
     @torch.no_grad()
     def generate(self, n: int, *, seed: int, batch_size: int = 500) -> torch.Tensor:
-        """``n`` samples from a fixed seed, generator in eval mode, on the CPU in the model's output range."""
-        gen = torch.Generator().manual_seed(seed)
-        was_training = self.G.training
-        self.G.eval()
-        if self.vbn:  # reference statistics of the CURRENT weights (the step's pass preceded the G update)
-            with virtual_batch_reference(self.G):
-                self.G(self.z_ref)
-        out = []
-        for i in range(0, n, batch_size):
-            z = self.G.sample_z(min(batch_size, n - i), generator=gen).to(self.device)
-            out.append(self.G(z).float().cpu())
-        self.G.train(was_training)
-        return torch.cat(out)
+        """``n`` samples from a fixed seed, generator in eval mode, on the CPU in the model's output range
+        (:func:`improved_gan.sampling.generate`; VBN reference statistics of the CURRENT weights)."""
+        from improved_gan.sampling import generate
+
+        ref = self.z_ref if self.vbn else None
+        return generate(self.G, n, seed=seed, batch_size=batch_size, device=self.device, vbn_reference=ref)
 
     @torch.no_grad()
     def refresh_vbn_reference(self) -> None:
