@@ -192,3 +192,24 @@ def test_close_raises_a_pending_error_and_refuses_later_submits(tmp_path):
         writer.submit(_state(1), tmp_path / "y.pt")
     writer.close()  # twice is fine
     assert not Path(tmp_path / "x.pt").exists()
+
+
+def test_submit_group_writes_each_state_with_its_serializer_in_one_job(tmp_path):
+    def tagged(state):
+        buf = io.BytesIO()
+        torch.save({"format": "generator", **state}, buf)
+        return buf.getvalue()
+
+    with DO.AsyncCheckpointWriter() as writer:
+        writer.submit_group(
+            [
+                (_state(1), (tmp_path / "last.pt", tmp_path / "step_1.pt"), None),
+                (_state(2), (tmp_path / "g.pt",), tagged),
+            ]
+        )
+    assert writer.written == [tmp_path / "last.pt", tmp_path / "step_1.pt", tmp_path / "g.pt"]
+    assert torch.load(tmp_path / "step_1.pt", weights_only=True)["step"] == 1
+    g = torch.load(tmp_path / "g.pt", weights_only=True)
+    assert g["format"] == "generator" and g["step"] == 2
+    with pytest.raises(ValueError, match="path"):
+        DO.AsyncCheckpointWriter().submit_group([(_state(1), (), None)])

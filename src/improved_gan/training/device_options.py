@@ -234,7 +234,7 @@ class AsyncCheckpointWriter:
     ) -> None:
         self._serialize = serialize or _default_serialize
         self._cond = threading.Condition()
-        self._job: tuple[Any, Callable[[], None], tuple[Path, ...]] | None = None
+        self._job: list | None = None  # [(snapshot, wait for its copies, paths, serialize or None)]
         self._busy = False
         self._error: BaseException | None = None
         self._closed = False
@@ -245,14 +245,23 @@ class AsyncCheckpointWriter:
     # -- training thread
     def submit(self, state: Any, *paths: str | os.PathLike) -> None:
         """Write ``state`` to every path in ``paths`` (the same bytes) in the background."""
-        if not paths:
-            raise ValueError("submit needs at least one path")
+        self.submit_group([(state, paths, None)])
+
+    def submit_group(
+        self, items: list[tuple[Any, tuple[str | os.PathLike, ...], Callable[[Any], bytes] | None]]
+    ) -> None:
+        """Several files in ONE background job, written in order: ``(state, paths, serialize)`` each
+        (``serialize`` None: the writer's). E.g. a run's ``last.pt`` and its ``keep_every`` copy (one state, two
+        paths), then ``generator.pt`` (another state, another format). A failure stops the job there: the files
+        before it are written, the one failing and those after it keep their previous content."""
+        if not items or any(not paths for _, paths, _ in items):
+            raise ValueError("submit needs at least one path per state")
         self.wait()
         if self._closed:
             raise RuntimeError("AsyncCheckpointWriter is closed")
-        snap, ready = snapshot_to_cpu(state)
+        snaps = [(*snapshot_to_cpu(state), tuple(Path(p) for p in paths), fn) for state, paths, fn in items]
         with self._cond:
-            self._job = (snap, ready, tuple(Path(p) for p in paths))
+            self._job = snaps
             self._busy = True
             self._cond.notify_all()
 
@@ -292,7 +301,8 @@ class AsyncCheckpointWriter:
                 job, self._job = self._job, None
             error: BaseException | None = None
             try:
-                self._do(*job)
+                for item in job:
+                    self._do(*item)
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
                 error = exc
             with self._cond:
@@ -300,9 +310,11 @@ class AsyncCheckpointWriter:
                 self._busy = False
                 self._cond.notify_all()
 
-    def _do(self, state: Any, ready: Callable[[], None], paths: tuple[Path, ...]) -> None:
+    def _do(
+        self, state: Any, ready: Callable[[], None], paths: tuple[Path, ...], serialize: Callable | None
+    ) -> None:
         ready()
-        data = self._serialize(state)
+        data = (serialize or self._serialize)(state)
         for path in paths:
             write_verified(path, data)
             self.written.append(path)
