@@ -159,41 +159,62 @@ def time_call(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- the machine
-def _time_matmul(n: int, dtype: torch.dtype, device: torch.device, reps: int) -> float:
+def best_seconds(fn: Callable[[], Any], device: torch.device, *, calls: int, blocks: int) -> float:
+    """Best over ``blocks`` of the mean seconds of ``calls`` back-to-back calls of ``fn`` (CUDA events on a GPU,
+    so that launch and synchronisation overheads do not count)."""
+    fn()  # warm-up (cuBLAS handles, allocator)
+    sync(device)
+    best = math.inf
+    for _ in range(blocks):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                fn()
+            end.record()
+            end.synchronize()
+            seconds = start.elapsed_time(end) / 1e3
+        else:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            seconds = time.perf_counter() - t0
+        best = min(best, seconds / calls)
+    return best
+
+
+def _matmul_flops(n: int, dtype: torch.dtype, device: torch.device, calls: int, blocks: int) -> float:
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    torch.mm(a, b)  # warm-up (and cuBLAS handle creation)
-    best = math.inf
-    for _ in range(reps):
-        best = min(best, time_call(lambda: torch.mm(a, b), device))
-    return 2.0 * n**3 / best
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    return 2.0 * n**3 / best_seconds(lambda: torch.mm(a, b, out=out), device, calls=calls, blocks=blocks)
 
 
 def measure_peaks(device: torch.device, *, small: bool) -> dict[str, float]:
     """Best FLOP/s of an ``n x n`` product in bfloat16, in float32 with TF32 allowed and with it refused, and the
     copy bandwidth (bytes read + written per second by ``dst.copy_(src)`` of a large float32 tensor).
 
-    ``n`` = 8192 on CUDA (1,100 GFLOP per product: the tensor cores are saturated), 512 on the CPU or ``small``.
+    ``n`` = 8192 on CUDA (1,100 GFLOP per product: the tensor cores are saturated; the best of 5 blocks of 10
+    products), 512 on the CPU or ``small``.
     """
     from improved_gan.training.device_options import apply_device_options, restore_device_options
 
-    n = 512 if (small or device.type != "cuda") else 8192
-    reps = 3 if small else 8
+    big = device.type == "cuda" and not small
+    n = 8192 if big else 512
+    calls, blocks = (10, 5) if big else (2, 3)
     out: dict[str, float] = {"matmul_n": n}
     saved = apply_device_options(tf32=True, cudnn_benchmark=False)
     try:
-        out["bf16_flops"] = _time_matmul(n, torch.bfloat16, device, reps)
-        out["tf32_flops"] = _time_matmul(n, torch.float32, device, reps)
+        out["bf16_flops"] = _matmul_flops(n, torch.bfloat16, device, calls, blocks)
+        out["tf32_flops"] = _matmul_flops(n, torch.float32, device, calls, blocks)
         apply_device_options(tf32=False, cudnn_benchmark=False)
-        out["fp32_flops"] = _time_matmul(n, torch.float32, device, reps)
+        out["fp32_flops"] = _matmul_flops(n, torch.float32, device, calls, blocks)
     finally:
         restore_device_options(saved)
-    numel = (1 << 18) if (small or device.type != "cuda") else (1 << 28)  # 1 MiB / 1 GiB of float32
-    src = torch.rand(numel, device=device)
+    src = torch.rand((1 << 28) if big else (1 << 18), device=device)  # 1 GiB / 1 MiB of float32
     dst = torch.empty_like(src)
-    dst.copy_(src)
-    best = min(time_call(lambda: dst.copy_(src), device) for _ in range(reps))
-    out["copy_bytes_per_s"] = 2.0 * src.numel() * src.element_size() / best
+    seconds = best_seconds(lambda: dst.copy_(src), device, calls=calls, blocks=blocks)
+    out["copy_bytes_per_s"] = 2.0 * src.numel() * src.element_size() / seconds  # read + write
     return out
 
 

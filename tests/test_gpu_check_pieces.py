@@ -106,6 +106,12 @@ def test_time_steps_runs_warmup_plus_the_timed_steps():
     assert len(calls) == 9 and seconds > 0
 
 
+def test_best_seconds_is_the_best_block_mean():
+    calls = []
+    seconds = P.best_seconds(lambda: calls.append(1), torch.device("cpu"), calls=4, blocks=3)
+    assert len(calls) == 1 + 4 * 3 and seconds > 0  # one warm-up call, then the blocks
+
+
 # -------------------------------------------------------------------------------------------- schema and table
 def _variant(**over) -> dict:
     v = {k: 1.0 for k in P.REQUIRED_VARIANT}
