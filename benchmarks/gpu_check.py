@@ -24,10 +24,12 @@ the CPU. On the CPU the CUDA-only measures are null, each with its reason in ``n
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -59,6 +61,27 @@ def log(msg: str) -> None:
     print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+class Failures:
+    """A part that raises is recorded (null in the JSON, its error as the reason, its traceback on stderr) and the
+    check goes on: one broken part must not lose the other measurements of a one-shot GPU run. The exit status is
+    1 when anything failed."""
+
+    def __init__(self, result: dict) -> None:
+        self.result = result
+        self.errors: list[str] = result.setdefault("failures", [])
+
+    def attempt(self, path: str, fn, default=None):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - recorded, reported, exit status 1
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            msg = f"{type(exc).__name__}: {first}"
+            log(f"FAILED {path}: {msg}\n{traceback.format_exc()}")
+            self.errors.append(f"{path}: {msg}")
+            self.result["null_reasons"][path] = f"failed: {msg}"
+            return default
+
+
 def measure_variant(
     preset: str,
     variant: str,
@@ -69,6 +92,7 @@ def measure_variant(
     steps: int,
     peaks: dict,
     tmp: Path,
+    failures: Failures,
 ) -> tuple[dict, P.StepHandle]:
     from improved_gan.training.checkpoint import checkpoint_bytes
     from improved_gan.training.device_options import (
@@ -106,11 +130,21 @@ def measure_variant(
     v["fraction_of_bandwidth"] = v["bytes_per_s"] / bw
     v["roofline_ms"] = 1e3 * max(v["flops_per_step"] / peak, v["bytes_per_step"] / bw)
     v["fraction_of_roofline"] = v["roofline_ms"] / v["step_ms"]
+    where = f"presets.{preset}.variants.{variant}"
     if cuda:
-        v.update(P.profile_kernels(h.step, device, steps=10, step_seconds=step_s))
-        v["peak_memory_bytes"] = P.peak_memory(h.step, device)
-        check = P.no_sync_check(h.step, steps=3)
-        v["no_sync"], v["no_sync_error"] = check["no_sync"], check["error"]
+        prof = failures.attempt(
+            f"{where}.kernels_per_step",
+            lambda: P.profile_kernels(h.step, device, steps=10, step_seconds=step_s),
+            default={"kernels_per_step": None, "gpu_busy_fraction": None},
+        )
+        if prof["kernels_per_step"] is None:
+            failures.result["null_reasons"][f"{where}.gpu_busy_fraction"] = "failed: see kernels_per_step"
+        v.update(prof)
+        v["peak_memory_bytes"] = failures.attempt(
+            f"{where}.peak_memory_bytes", lambda: P.peak_memory(h.step, device)
+        )
+        check = failures.attempt(f"{where}.no_sync", lambda: P.no_sync_check(h.step, steps=3)) or {}
+        v["no_sync"], v["no_sync_error"] = check.get("no_sync"), check.get("error")
     else:
         v.update(kernels_per_step=None, gpu_busy_fraction=None, peak_memory_bytes=None, no_sync=None)
     h.evaluate()
@@ -118,14 +152,25 @@ def measure_variant(
     folder = tmp / f"{preset}-{variant}"
     h.save(folder)
     v["checkpoint_seconds"] = P.time_call(lambda: h.save(folder), device)
-    with AsyncCheckpointWriter(serialize=checkpoint_bytes) as writer:
-        v["checkpoint_async_blocking_seconds"] = P.time_call(
-            lambda: writer.submit(h.state(), folder / "async.pt"), device
-        )
-    plain = P.PlainStep(h, str(device), bf16=variant == "bf16", channels_last=fast and conv)
-    plain_s = P.time_steps(plain, device, steps, warmup=3 if cuda else 1)
-    v["plain_step_ms"] = plain_s * 1e3
-    v["speedup_vs_plain"] = plain_s / step_s
+
+    def async_checkpoint() -> float:
+        with AsyncCheckpointWriter(serialize=checkpoint_bytes) as writer:
+            return P.time_call(lambda: writer.submit(h.state(), folder / "async.pt"), device)
+
+    v["checkpoint_async_blocking_seconds"] = failures.attempt(
+        f"{where}.checkpoint_async_blocking_seconds", async_checkpoint
+    )
+
+    def plain_ms() -> float:
+        plain = P.PlainStep(h, str(device), bf16=variant == "bf16", channels_last=fast and conv)
+        return 1e3 * P.time_steps(plain, device, steps, warmup=3 if cuda else 1)
+
+    v["plain_step_ms"] = failures.attempt(f"{where}.plain_step_ms", plain_ms)
+    if v["plain_step_ms"] is None:
+        failures.result["null_reasons"][f"{where}.speedup_vs_plain"] = "failed: see plain_step_ms"
+        v["speedup_vs_plain"] = None
+    else:
+        v["speedup_vs_plain"] = v["plain_step_ms"] / v["step_ms"]
     tc = h.cfg.train
     v["schedule"] = {"steps": tc.steps, "eval_every": tc.eval_every, "checkpoint_every": tc.checkpoint_every}
     v["projected_hours"] = P.project_hours(
@@ -143,7 +188,7 @@ def measure_variant(
         eval_every=tc.eval_every,
         eval_seconds=v["eval_seconds"],
         checkpoint_every=tc.checkpoint_every,
-        checkpoint_seconds=v["checkpoint_async_blocking_seconds"],
+        checkpoint_seconds=v["checkpoint_async_blocking_seconds"] or 0.0,
         startup_seconds=build_s,
     )
     return v, h
@@ -166,6 +211,7 @@ def run(args: argparse.Namespace) -> dict:
         "null_reasons": {},
     }
     defaults = current_device_options()
+    failures = Failures(result)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
@@ -180,46 +226,60 @@ def run(args: argparse.Namespace) -> dict:
             for variant in VARIANTS:
                 log(f"{preset} / {variant}")
                 restore_device_options(defaults)
+                where = f"presets.{preset}.variants.{variant}"
                 try:
-                    v, h = measure_variant(
-                        preset,
-                        variant,
-                        data_dir=dirs[dataset],
-                        device=device,
-                        sets=sets,
-                        steps=steps,
-                        peaks=result["peaks"],
-                        tmp=tmp,
+                    v, h = failures.attempt(
+                        where,
+                        functools.partial(
+                            measure_variant,
+                            preset,
+                            variant,
+                            data_dir=dirs[dataset],
+                            device=device,
+                            sets=sets,
+                            steps=steps,
+                            peaks=result["peaks"],
+                            tmp=tmp,
+                            failures=failures,
+                        ),
+                        default=(dict.fromkeys(P.REQUIRED_VARIANT), None),
                     )
                 finally:
                     restore_device_options(defaults)
                 block["variants"][variant] = v
-                if variant == "as-is":
+                if variant == "as-is" and h is not None:
                     handles[preset] = (h, sets)
                 if device.type != "cuda":
                     for key, why in CUDA_ONLY.items():
-                        result["null_reasons"][f"presets.{preset}.variants.{variant}.{key}"] = why
+                        result["null_reasons"].setdefault(f"{where}.{key}", why)
             result["presets"][preset] = block
         log("checkpoint written on the device, loaded on the CPU (fmnist-ssl)")
-        h, sets = handles["fmnist-ssl"]
-        result["checkpoint_to_cpu"] = P.checkpoint_to_cpu(
-            h, "fmnist-ssl", str(dirs["fashion-mnist"]), sets, tmp / "to_cpu"
-        )
+        if "fmnist-ssl" in handles:
+            h, sets = handles["fmnist-ssl"]
+            result["checkpoint_to_cpu"] = failures.attempt(
+                "checkpoint_to_cpu",
+                lambda: P.checkpoint_to_cpu(
+                    h, "fmnist-ssl", str(dirs["fashion-mnist"]), sets, tmp / "to_cpu"
+                ),
+            )
+        else:
+            result["checkpoint_to_cpu"] = None
+            result["null_reasons"]["checkpoint_to_cpu"] = "failed: the fmnist-ssl as-is variant failed"
         del handles
         log("2 processes on one device (fmnist-ssl, the global batch split over the ranks)")
         global_batch = 20 if args.small else 100
         two_sets = tuple(s for s in SMALL_SETS["fmnist-ssl"] if not s.startswith("data.batch_size"))
         two_sets = (*(two_sets if args.small else ()), f"data.batch_size={per_rank_batch(global_batch, 2)}")
-        result["two_process"] = P.two_process_run(
-            "fmnist-ssl",
-            str(dirs["fashion-mnist"]),
-            args.device,
-            two_sets,
-            steps=max(steps, 3 if args.small else 50),
+        result["two_process"] = failures.attempt(
+            "two_process",
+            lambda: P.two_process_run(
+                "fmnist-ssl",
+                str(dirs["fashion-mnist"]),
+                args.device,
+                two_sets,
+                steps=max(steps, 3 if args.small else 50),
+            ),
         )
-    problems = P.validate_result(result)
-    if problems:
-        raise SystemExit("error: gpu_check result fails its schema: " + "; ".join(problems))
     return result
 
 
@@ -237,9 +297,18 @@ def main(argv: list[str] | None = None) -> dict:
     result["total_seconds"] = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "gpu_check.json"
+    problems = P.validate_result(result)
+    result["schema_problems"] = problems
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(P.format_table(result))
     log(f"wrote {path} ({result['total_seconds']:.0f} s)")
+    if problems or result["failures"]:
+        print(
+            f"error: gpu_check: {len(result['failures'])} part(s) failed, {len(problems)} schema problem(s); "
+            f"see {path} (failures, schema_problems)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     return result
 
 

@@ -167,6 +167,26 @@ def test_table_has_a_column_per_variant_and_a_row_per_measure():
     assert any("gloo on cuda:0" in line for line in lines)
 
 
+def test_a_failing_part_is_recorded_with_its_reason_and_the_rest_goes_on():
+    from benchmarks.gpu_check import Failures
+
+    result = _result()
+    failures = Failures(result)
+
+    def broken():
+        raise RuntimeError("NCCL error: duplicate GPU\nmore detail")
+
+    result["two_process"] = failures.attempt("two_process", broken)
+    assert failures.attempt("checkpoint_to_cpu", lambda: {"generator_equal": True}) == {
+        "generator_equal": True
+    }
+    assert result["two_process"] is None
+    assert result["failures"] == ["two_process: RuntimeError: NCCL error: duplicate GPU"]
+    assert result["null_reasons"]["two_process"] == "failed: RuntimeError: NCCL error: duplicate GPU"
+    assert P.validate_result(result) == []  # the null has its reason
+    assert "n/a" in P.format_table(result).splitlines()[-2]  # the 2-process row
+
+
 # ------------------------------------------------------------------------------------ the adapter, on the CPU
 SMALL = ("data.batch_size=10", "model.init_batch=20")
 
