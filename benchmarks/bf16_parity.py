@@ -132,28 +132,21 @@ def compare(runs: list[dict]) -> dict:
 def _print(table: dict) -> None:
     preset, metrics = table["preset"], table["metrics"]
     print(f"\n## {preset}: seeds fp32 {table['seeds']['fp32']}, bf16 {table['seeds']['bf16']}")
-    print("\nequal steps (mean +- std over seeds)\n")
-    print("| step | " + " | ".join(f"{m} fp32 | {m} bf16" for m in metrics) + " |")
-    print("|---" * (1 + 2 * len(metrics)) + "|")
-    for e in table["equal_steps"]:
-        cells = [f"{_fmt(e[p][m], _digits(m))}" for m in metrics for p in PRECISIONS]
-        print(f"| {e['step']} | " + " | ".join(cells) + " |")
-    print("\nwall seconds to each step (the run's clock, evaluations included)\n")
-    print("| step | fp32 | bf16 | fp32 / bf16 |")
-    print("|---|---|---|---|")
-    for w in table["wall_seconds"]:
-        ratio = w["fp32"]["mean"] / w["bf16"]["mean"] if w["fp32"]["n"] and w["bf16"]["n"] else float("nan")
-        print(f"| {w['step']} | {_fmt(w['fp32'], 1)} | {_fmt(w['bf16'], 1)} | {ratio:.2f} |")
+    print("\nequal steps (mean +- std over seeds; seconds: the run's clock, evaluations included)\n")
+    print("| step | precision | seconds | " + " | ".join(metrics) + " |")
+    print("|---" * (3 + len(metrics)) + "|")
+    for e, w in zip(table["equal_steps"], table["wall_seconds"]):
+        for p in PRECISIONS:
+            cells = [_fmt(e[p][m], _digits(m)) for m in metrics]
+            print(f"| {e['step']} | {p} | {_fmt(w[p], 0)} | " + " | ".join(cells) + " |")
     faster = table["faster"]
-    slower = next(p for p in PRECISIONS if p != faster)
-    print(f"\nequal time: each run's last evaluation at or before the time {faster} reached the step\n")
-    head = f"| seconds ({faster} step) | {slower} step | "
-    print(head + " | ".join(f"{m} fp32 | {m} bf16" for m in metrics) + " |")
-    print("|---" * (2 + 2 * len(metrics)) + "|")
+    print(f"\nequal time: each run's last evaluation at or before the time {faster} reached each step\n")
+    print("| seconds | precision | step reached | " + " | ".join(metrics) + " |")
+    print("|---" * (3 + len(metrics)) + "|")
     for e in table["equal_time"]:
-        cells = [f"{_fmt(e[p][m], _digits(m))}" for m in metrics for p in PRECISIONS]
-        other = _fmt(e[slower]["step"], 0)
-        print(f"| {e['seconds']:.0f} ({e['clock_step']}) | {other} | " + " | ".join(cells) + " |")
+        for p in PRECISIONS:
+            cells = [_fmt(e[p][m], _digits(m)) for m in metrics]
+            print(f"| {e['seconds']:.0f} | {p} | {_fmt(e[p]['step'], 0)} | " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> dict:
