@@ -231,10 +231,7 @@ def test_two_process_lane_resumes_bit_exactly_and_evaluates(preset, precision, d
     assert main(["evaluate", str(full), *data]) == 0  # a two-process run evaluates in one process
     evaluation = json.loads((full / "evaluation.json").read_text())
     values = [v for k, v in evaluation.items() if k not in ("step", "num_samples")]
-    assert (
-        evaluation["step"] == STEPS and values
-    )  # a metric that cannot be computed is null (mode_kl of no mode)
-    assert all(v is None or isinstance(v, (int, float)) for v in values) and any(
-        v is not None for v in values
-    )
-    assert evaluation["step"] == STEPS and all(isinstance(v, (int, float)) for v in evaluation.values())
+    assert evaluation["step"] == STEPS and values
+    # a metric that cannot be computed is null (mode_kl when no sample is near a mode)
+    assert all(v is None or isinstance(v, (int, float)) for v in values)
+    assert any(v is not None for v in values)
