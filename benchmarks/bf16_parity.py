@@ -18,9 +18,11 @@ Runs are grouped by preset and precision (read from each folder's ``config.json`
   ``test_accuracy`` for semi-supervised presets; ``classifier_score``, ``classifier_fid``,
   ``classifier_precision``, ``classifier_recall`` and ``test_accuracy`` for ``fmnist-gan``);
 - wall time: seconds to each evaluated step (the run's clock, evaluations included), mean +- std per precision;
-- equal time: at the times the faster precision (the smaller mean time to the last common step) reached each of
-  its evaluated steps (mean over seeds), each run's metric at its last evaluation at or before that time, mean
-  +- std per precision, and the mean step it had reached.
+- equal time, per seed: at the time the faster precision's run (the smaller mean time to the last common step)
+  of a seed reached each evaluated step, each run of that seed's metric at its last evaluation at or before
+  that time (the two precisions of a seed ran side by side, so they share the machine's load), then mean +- std
+  over seeds per precision, and the mean step each had reached;
+- the speed ratio: fp32 seconds / bf16 seconds to the last common step, per seed, mean +- std.
 
 Rows past the last step that every run of the preset reached are dropped (a run stopped by hand after its
 planned budget would otherwise be compared over a longer time).
@@ -61,10 +63,12 @@ def _stats(values: list[float]) -> dict:
     }
 
 
-def _fmt(s: dict, digits: int) -> str:
+def _fmt(s: dict, digits: int, runs: int | None = None) -> str:
+    """``mean +- std``; ``(n=k)`` added when only k of ``runs`` runs have a value."""
     if not s["n"]:
         return "-"
-    return f"{s['mean']:.{digits}f} +- {s['std']:.{digits}f}"
+    text = f"{s['mean']:.{digits}f} +- {s['std']:.{digits}f}"
+    return text + (f" (n={s['n']})" if runs is not None and s["n"] < runs else "")
 
 
 def _digits(metric: str) -> int:
@@ -107,12 +111,25 @@ def compare(runs: list[dict]) -> dict:
         equal_steps.append(entry)
         wall.append(times)
     faster = min(PRECISIONS, key=lambda p: wall[-1][p]["mean"])
+    # per seed run side by side: fp32 seconds / bf16 seconds to the last common step (same machine load)
+    ratios = []
+    for a in by_prec["fp32"]:
+        b = next((r for r in by_prec["bf16"] if r["seed"] == a["seed"]), None)
+        if b is not None:
+            ratios.append(a["rows"][-1]["wall_seconds"] / b["rows"][-1]["wall_seconds"])
+    # equal time, per seed: the clock is the faster precision's run of that seed (run side by side with the other)
+    pairs = [
+        {p: next(r for r in by_prec[p] if r["seed"] == seed) for p in PRECISIONS}
+        for seed in sorted({r["seed"] for r in by_prec["fp32"]} & {r["seed"] for r in by_prec["bf16"]})
+    ]
     equal_time = []
-    for times in wall:
-        t = times[faster]["mean"]
-        entry = {"seconds": t, "clock_of": faster, "clock_step": times["step"]}
-        for p, group in by_prec.items():
-            rows = [_at_time(r["rows"], t) for r in group]
+    for step in steps:
+        clocks = [
+            next(x for x in pair[faster]["rows"] if x["step"] == step)["wall_seconds"] for pair in pairs
+        ]
+        entry = {"seconds": _stats(clocks), "clock_of": faster, "clock_step": step}
+        for p in PRECISIONS:
+            rows = [_at_time(pair[p]["rows"], t) for pair, t in zip(pairs, clocks)]
             rows = [x for x in rows if x is not None]
             entry[p] = {m: _stats([x[m] for x in rows if x.get(m) is not None]) for m in metrics}
             entry[p]["step"] = _stats([x["step"] for x in rows])
@@ -126,6 +143,7 @@ def compare(runs: list[dict]) -> dict:
         "wall_seconds": wall,
         "equal_time": equal_time,
         "faster": faster,
+        "speed_ratio_fp32_over_bf16": _stats(ratios),
     }
 
 
@@ -139,14 +157,23 @@ def _print(table: dict) -> None:
         for p in PRECISIONS:
             cells = [_fmt(e[p][m], _digits(m)) for m in metrics]
             print(f"| {e['step']} | {p} | {_fmt(w[p], 0)} | " + " | ".join(cells) + " |")
+    ratio = table["speed_ratio_fp32_over_bf16"]
+    print(
+        f"\nfp32 seconds / bf16 seconds to step {table['equal_steps'][-1]['step']}, per seed: {_fmt(ratio, 3)}"
+    )
     faster = table["faster"]
-    print(f"\nequal time: each run's last evaluation at or before the time {faster} reached each step\n")
-    print("| seconds | precision | step reached | " + " | ".join(metrics) + " |")
+    print(
+        f"\nequal time, per seed: each run's last evaluation at or before the time the {faster} run of its seed "
+        "(run side by side) reached the step\n"
+    )
+    print(f"| {faster} step | precision | step reached | " + " | ".join(metrics) + " |")
     print("|---" * (3 + len(metrics)) + "|")
     for e in table["equal_time"]:
         for p in PRECISIONS:
-            cells = [_fmt(e[p][m], _digits(m)) for m in metrics]
-            print(f"| {e['seconds']:.0f} | {p} | {_fmt(e[p]['step'], 0)} | " + " | ".join(cells) + " |")
+            runs = len(table["seeds"][p])
+            cells = [_fmt(e[p][m], _digits(m), runs) for m in metrics]
+            step = _fmt(e[p]["step"], 0, runs)
+            print(f"| {e['clock_step']} | {p} | {step} | " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> dict:

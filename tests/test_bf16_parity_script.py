@@ -42,15 +42,17 @@ def test_tables_hold_means_and_stds_at_equal_steps_and_equal_time(tmp_path):
         10.5
     )
 
-    # the clock is bf16's: at 10.5 s (its mean time to step 200) fp32 has evaluated step 100 in both seeds
+    # equal time per seed, on the clock of the seed's bf16 run: at step 200 (10 s for seed 1, 11 s for seed 2)
+    # both fp32 runs have evaluated step 100 only; bf16 has evaluated step 200 in both
     at = {e["clock_step"]: e for e in table["equal_time"]}
-    assert at[200]["seconds"] == pytest.approx(10.5)
-    assert at[200]["fp32"]["step"]["mean"] == 100
-    assert at[200]["fp32"]["test_accuracy"]["mean"] == pytest.approx(np.mean([0.60, 0.64]))
-    # bf16 seed 1 evaluated step 200 at 10 s, seed 2 at 11 s > 10.5 s: still at step 100
-    assert at[200]["bf16"]["test_accuracy"]["values"] == pytest.approx([0.66, 0.54])
-    # at 5.5 s fp32 has no evaluation yet: no value rather than a wrong one
+    assert at[200]["seconds"]["mean"] == pytest.approx(10.5)
+    assert at[200]["fp32"]["step"]["values"] == [100, 100]
+    assert at[200]["fp32"]["test_accuracy"]["values"] == pytest.approx([0.60, 0.64])
+    assert at[200]["bf16"]["test_accuracy"]["values"] == pytest.approx([0.66, 0.68])
+    # at 5 and 6 s no fp32 run has evaluated yet: no value rather than a wrong one
     assert at[100]["fp32"]["test_accuracy"]["n"] == 0
+    ratio = table["speed_ratio_fp32_over_bf16"]
+    assert ratio["values"] == pytest.approx([20.0 / 10.0, 22.0 / 11.0])
 
 
 def test_runs_of_one_precision_only_are_refused(tmp_path, capsys):
