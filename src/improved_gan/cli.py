@@ -17,6 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from improved_gan import __version__
 from improved_gan.errors import StopRequested, UserError
 
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="improved-gan", description="Improved Techniques for Training GANs (Salimans et al. 2016)"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(

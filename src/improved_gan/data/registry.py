@@ -180,7 +180,7 @@ def resolve_data_folder(name: str, data_dir: str | os.PathLike | None = None) ->
     raise DataError(f"{root} ({origin}): no {name} files in it or in {subs} (expected {spec.expected})")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ImageDataset:
     """An image data set in memory: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)`` per split.
 
@@ -213,6 +213,18 @@ class ImageDataset:
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise ValueError("train and test images must have the same (C, H, W)")
 
+    def __repr__(self) -> str:
+        """One line: the name, each split's image count, shape and dtype, the classes and the folder."""
+
+        def split(x: torch.Tensor, y: torch.Tensor) -> str:
+            return f"{x.shape[0]} images {tuple(x.shape[1:])} {_dtype_name(x)} + {_dtype_name(y)} labels"
+
+        return (
+            f"ImageDataset(name={self.name!r}, train={split(self.train_images, self.train_labels)}, "
+            f"test={split(self.test_images, self.test_labels)}, num_classes={self.num_classes}, "
+            f"source={str(self.source)!r})"
+        )
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)``."""
@@ -226,6 +238,10 @@ class ImageDataset:
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the model's range -> float32 in [0, 1] (the inverse of :meth:`normalize`, / 255)."""
         return to_unit(self.name, x)
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def normalize(name: str, x: torch.Tensor) -> torch.Tensor:

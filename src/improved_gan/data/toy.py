@@ -27,7 +27,7 @@ from improved_gan.errors import ConfigError
 __all__ = ["TOY_DATASETS", "GaussianMixture2D", "grid25", "load_toy", "ring8"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class GaussianMixture2D:
     """An equal-weight mixture of isotropic Gaussians in 2-D.
 
@@ -46,6 +46,10 @@ class GaussianMixture2D:
             raise ValueError(f"centres must have shape (K, 2) with K > 0, got {tuple(self.centres.shape)}")
         if not self.std > 0:
             raise ValueError(f"std must be positive, got {self.std}")
+
+    def __repr__(self) -> str:
+        """One line: the name, the number of modes and the std (not the centres' tensor)."""
+        return f"GaussianMixture2D(name={self.name!r}, num_modes={self.num_modes}, std={self.std:g})"
 
     @property
     def num_modes(self) -> int:

@@ -31,6 +31,11 @@ are computed by ``torch.cdist(p=1)`` in blocks of kernels (and of rows, for larg
 instead of saving them. Time O(N^2 B C) for forward and for backward; memory O(N B C) saved for backward plus
 O(block C) workspace. Only first derivatives are supported (no double backward).
 
+Precision: the layer always computes in at least float32, also inside ``torch.autocast`` (bfloat16 or float16):
+f(x) and T are multiplied with autocast disabled, in float32 (float64 if the input or T is float64), and
+the output has the input's dtype. Under bfloat16 the projection M = f(x) T would carry 8 bits of mantissa
+into distances that are differences of nearby values, and ``torch.cdist`` has no bfloat16 kernel.
+
 Distances are clamped at ``_MAX_DISTANCE`` = 87 before ``exp(-d)``: float32 ``exp`` of arguments below -87.3
 (results below the smallest normal number, 1.2e-38) takes a slow path on x86 CPUs, about 700x slower per
 element on this project's machine (``torch.set_flush_denormal`` does not help), and trained kernels can produce
@@ -73,6 +78,19 @@ def _blocks(num_kernels: int, n: int, budget: int) -> Iterator[tuple[slice, slic
             yield slice(b, b + kernels), slice(r, r + rows)
 
 
+def _working_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float32, or float64 if one of ``tensors`` is float64: the layer never computes in 16 bits."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _no_autocast(t: torch.Tensor):
+    """Autocast off for ``t``'s device type (the layer's products and distances stay in full precision)."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
 def _set_self_pairs(D: torch.Tensor, rows: slice, value: float) -> None:
     """In a block D (b, r, N) of distances from rows ``rows`` to all N examples, set each row's self pair."""
     idx = torch.arange(rows.start, rows.start + D.shape[1], device=D.device)  # (r,)
@@ -90,6 +108,11 @@ class _PairwiseLaplaceSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, M: torch.Tensor, exclude_self: bool) -> torch.Tensor:
+        with _no_autocast(M):
+            return _PairwiseLaplaceSum._forward(ctx, M, exclude_self)
+
+    @staticmethod
+    def _forward(ctx, M: torch.Tensor, exclude_self: bool) -> torch.Tensor:
         X = M.detach().transpose(0, 1).contiguous()  # (B, N, C)
         num_kernels, n, _ = X.shape
         out = X.new_empty(num_kernels, n)  # (B, N)
@@ -105,6 +128,11 @@ class _PairwiseLaplaceSum(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
         (X,) = ctx.saved_tensors  # (B, N, C)
+        with _no_autocast(X):
+            return _PairwiseLaplaceSum._backward(X, grad_out.to(X.dtype))
+
+    @staticmethod
+    def _backward(X: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
         g = grad_out.t()  # (B, N)
         grad = torch.empty_like(X)  # (B, N, C)
         for ks, rs in _blocks(X.shape[0], X.shape[1], _block_elements(X.device)):
@@ -120,11 +148,13 @@ def minibatch_similarity(M: torch.Tensor, *, exclude_self: bool = True) -> torch
     """Section 3.2: ``o[i, b] = sum_j exp(-sum_c |M[i,b,c] - M[j,b,c]|)``, M (N, B, C) -> o (N, B).
 
     ``exclude_self`` drops the j = i term (which would be exactly 1). Never builds the (N, N, B, C) tensor
-    (see the module docstring for the cost).
+    (see the module docstring for the cost). A bfloat16 or float16 ``M`` is computed in float32 and the
+    result returned in ``M``'s dtype.
     """
     if M.dim() != 3:
         raise ValueError(f"minibatch_similarity: expected M of shape (N, B, C), got {tuple(M.shape)}")
-    return _PairwiseLaplaceSum.apply(M, exclude_self)  # (N, B)
+    work = _working_dtype(M)
+    return _PairwiseLaplaceSum.apply(M.to(work), exclude_self).to(M.dtype)  # (N, B)
 
 
 class MinibatchDiscrimination(DataDependentInit, nn.Module):
@@ -203,8 +233,10 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
             raise ValueError(
                 f"MinibatchDiscrimination: expected {self.in_features} features per example, got {x.shape[1]}"
             )
-        T = self.T.reshape(self.in_features, -1)  # (A, B*C)
-        M = (x @ T).reshape(x.shape[0], self.num_kernels, self.kernel_dim)  # (N, B, C)
+        with _no_autocast(x):  # full precision even inside torch.autocast (module docstring)
+            T = self.T.reshape(self.in_features, -1)  # (A, B*C)
+            xw = x.to(_working_dtype(x, T))
+            M = (xw @ T.to(xw.dtype)).reshape(x.shape[0], self.num_kernels, self.kernel_dim)  # (N, B, C)
         return x, M
 
     def init_from_batch(self, x: torch.Tensor) -> None:
@@ -243,16 +275,18 @@ class MinibatchDiscrimination(DataDependentInit, nn.Module):
         """``x`` ``(N, A)`` (or ``(N, *)``, flattened from dim 1 to A features) -> ``(N, A + B)``:
         ``cat([x, o + bias], dim=1)`` with ``o[i, b] = sum_{j != i} exp(-||M[i,b] - M[j,b]||_1)``, M = x T.
 
-        The sum runs over the N examples passed in: one example's output depends on the whole batch.
+        The sum runs over the N examples passed in: one example's output depends on the whole batch. Computed
+        in at least float32 (also under ``torch.autocast``); the output has ``x``'s dtype.
         """
         self._maybe_data_dependent_init(x)
-        x, M = self._features(x)  # (N, A), (N, B, C)
-        o = minibatch_similarity(M, exclude_self=self.exclude_self)  # (N, B)
-        if self.bias is not None:
-            o = o + self.bias
+        x, M = self._features(x)  # (N, A), (N, B, C); M in float32 or float64
+        with _no_autocast(M):
+            o = minibatch_similarity(M, exclude_self=self.exclude_self)  # (N, B)
+            if self.bias is not None:
+                o = o + self.bias.to(o.dtype)
         if not self._init_checked and self.training and torch.is_grad_enabled():
             self._warn_if_uninitialized(o)
-        return torch.cat([x, o], dim=1)  # (N, A + B)
+        return torch.cat([x, o.to(x.dtype)], dim=1)  # (N, A + B)
 
     def _warn_if_uninitialized(self, o: torch.Tensor) -> None:
         self._init_checked = True  # one look per layer: reading the buffer synchronises an accelerator

@@ -21,6 +21,11 @@ forwards of that update. There are no running averages: train and eval mode beha
 
 Deviations: the paper gives no VBN code; OpenAI's ImageNet code (and TF-GAN) compute the same normalisation.
 The variance is clamped at 0 before eps is added, against rounding in ``mean_sq - mean^2``.
+
+Precision: statistics and normalisation are computed in at least float32 whatever the input's dtype (a
+bfloat16 input from a layer under ``torch.autocast`` is upcast), and the output has the input's dtype.
+``mean_sq - mean^2`` cancels: in bfloat16 (8-bit mantissa) the variance of a channel whose mean is 4 standard
+deviations from 0 would be off by about 20 %.
 """
 
 from __future__ import annotations
@@ -132,12 +137,13 @@ class VirtualBatchNorm(nn.Module):
             )
 
     def _normalise(self, x: torch.Tensor, mean: torch.Tensor, mean_sq: torch.Tensor) -> torch.Tensor:
+        mean_sq, mean = mean_sq.to(x.dtype), mean.to(x.dtype)
         var = (mean_sq - mean * mean).clamp_min(0.0)
         shape = (mean.shape[0] if mean.dim() == 2 else 1, self.num_features) + (1,) * (x.dim() - 2)
         y = (x - mean.reshape(shape)) * torch.rsqrt(var + self.eps).reshape(shape)
         if self.affine:
             view = (1, self.num_features) + (1,) * (x.dim() - 2)
-            y = y * self.weight.reshape(view) + self.bias.reshape(view)
+            y = y * self.weight.to(x.dtype).reshape(view) + self.bias.to(x.dtype).reshape(view)
         return y
 
     def _reference_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -162,9 +168,14 @@ class VirtualBatchNorm(nn.Module):
         Inside :func:`virtual_batch_reference`: ``x`` is the reference batch; it is normalised with its own
         per-channel statistics, which are recorded. Outside: each example is normalised with the recorded
         statistics and its own, weights R/(R + 1) and 1/(R + 1) (module docstring). Raises RuntimeError if
-        no reference pass was ever run.
+        no reference pass was ever run. Computed in at least float32, also under ``torch.autocast``; the output
+        has ``x``'s dtype.
         """
         self._check_input(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(x.to(torch.promote_types(x.dtype, torch.float32))).to(x.dtype)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial = tuple(range(2, x.dim()))
         if self._recording:  # reference pass: normalise the reference batch with its own statistics
             dims = (0, *spatial)
