@@ -42,4 +42,6 @@ def launch_ablation(
     if launcher == "local":
         return LocalLauncher(jobs, device=device, progress=progress).run(runs, budget, out / "logs")
     cluster = "local" if launcher == "submitit-local" else "slurm"
-    return submit_slurm(runs, budget, out / "logs", slurm or SlurmOptions(), cluster=cluster, progress=progress)
+    return submit_slurm(
+        runs, budget, out / "logs", slurm or SlurmOptions(), cluster=cluster, progress=progress
+    )

@@ -165,16 +165,36 @@ def labels_csv(result: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
-        ["table", "labels", "method", "error_pct_mean", "error_pct_std", "n", "values", "steps",
-         "paper_error_pct_mean", "paper_error_pct_std"]
+        [
+            "table",
+            "labels",
+            "method",
+            "error_pct_mean",
+            "error_pct_std",
+            "n",
+            "values",
+            "steps",
+            "paper_error_pct_mean",
+            "paper_error_pct_std",
+        ]
     )
     for row in result["rows"]:
         p = row.get("paper") or {}
         for method, st in row["methods"].items():
             steps = ";".join(str(r.get("steps")) for r in st["runs"])
             w.writerow(
-                [result["table"], row["labels"], method, _num(st["mean"]), _num(st["std"]), st["n"],
-                 ";".join(f"{v:.4f}" for v in st["values"]), steps, _num(p.get("mean")), _num(p.get("std"))]
+                [
+                    result["table"],
+                    row["labels"],
+                    method,
+                    _num(st["mean"]),
+                    _num(st["std"]),
+                    st["n"],
+                    ";".join(f"{v:.4f}" for v in st["values"]),
+                    steps,
+                    _num(p.get("mean")),
+                    _num(p.get("std")),
+                ]
             )
     return buf.getvalue()
 
@@ -201,14 +221,26 @@ def labels_plot(result: dict[str, Any], path: Path) -> None:
     pr = [(row["labels"], row["paper"]) for row in result["rows"] if row.get("paper")]
     if pr:
         ax.errorbar(
-            [x for x, _ in pr], [p["mean"] for _, p in pr], yerr=[p["std"] for _, p in pr], marker="s",
-            capsize=4, linestyle="--", color="k", label="paper",
+            [x for x, _ in pr],
+            [p["mean"] for _, p in pr],
+            yerr=[p["std"] for _, p in pr],
+            marker="s",
+            capsize=4,
+            linestyle="--",
+            color="k",
+            label="paper",
         )
     elif result.get("table", "").startswith("fmnist-table1"):
         ref = paper.PAPER_ERROR_PCT["mnist"]
         ax.errorbar(
-            list(ref), [v[0] for v in ref.values()], yerr=[v[1] for v in ref.values()], marker="s", capsize=4,
-            linestyle=":", color="0.5", label="paper, MNIST (another data set; for scale)",
+            list(ref),
+            [v[0] for v in ref.values()],
+            yerr=[v[1] for v in ref.values()],
+            marker="s",
+            capsize=4,
+            linestyle=":",
+            color="0.5",
+            label="paper, MNIST (another data set; for scale)",
         )
     ax.set_xscale("log")
     ax.set_xticks(xs, [str(x) for x in xs])
@@ -250,7 +282,8 @@ def gather_ablation(table: TableSpec, specs: Sequence[RunSpec], meta: dict[str, 
         stats = {}
         for k in keys:
             vals = [
-                float(r["summary"][k]) for r in runs
+                float(r["summary"][k])
+                for r in runs
                 if r["status"] in _COUNTED and isinstance(r.get("summary", {}).get(k), (int, float))
             ]
             m, sd = mean_std(vals)
@@ -265,7 +298,9 @@ def gather_ablation(table: TableSpec, specs: Sequence[RunSpec], meta: dict[str, 
         "kind": "ablation",
         "title": table.title,
         "keys": list(keys),
-        "paper_source": "Table 3 of the paper (Inception score, 50,000 samples)" if table.paper == "table3" else None,
+        "paper_source": "Table 3 of the paper (Inception score, 50,000 samples)"
+        if table.paper == "table3"
+        else None,
         "paper_real_data": dict(zip(("mean", "std"), paper.TABLE3_INCEPTION["real data"]))
         if table.paper == "table3"
         else None,
@@ -295,7 +330,9 @@ def ablation_markdown(result: dict[str, Any]) -> str:
     if has_paper and result.get("paper_real_data"):
         p = result["paper_real_data"]
         lines.append(
-            "| real data (paper) | " + " | ".join(["n/a"] * len(keys)) + f" | {p['mean']:.2f} +- {p['std']:.2f} | |"
+            "| real data (paper) | "
+            + " | ".join(["n/a"] * len(keys))
+            + f" | {p['mean']:.2f} +- {p['std']:.2f} | |"
         )
     lines += _footer(result)
     return "\n".join(lines)
@@ -304,15 +341,27 @@ def ablation_markdown(result: dict[str, Any]) -> str:
 def ablation_csv(result: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["table", "variant", "metric", "mean", "std", "n", "values", "steps", "paper_mean", "paper_std"])
+    w.writerow(
+        ["table", "variant", "metric", "mean", "std", "n", "values", "steps", "paper_mean", "paper_std"]
+    )
     for row in result["rows"]:
         p = row.get("paper") or {}
         steps = ";".join(str(r.get("steps")) for r in row["runs"])
         for k in result["keys"]:
             st = row["metrics"][k]
             w.writerow(
-                [result["table"], row["variant"], k, _num(st["mean"]), _num(st["std"]), st["n"],
-                 ";".join(f"{v:.4f}" for v in st["values"]), steps, _num(p.get("mean")), _num(p.get("std"))]
+                [
+                    result["table"],
+                    row["variant"],
+                    k,
+                    _num(st["mean"]),
+                    _num(st["std"]),
+                    st["n"],
+                    ";".join(f"{v:.4f}" for v in st["values"]),
+                    steps,
+                    _num(p.get("mean")),
+                    _num(p.get("std")),
+                ]
             )
     return buf.getvalue()
 
@@ -329,13 +378,25 @@ def ablation_plot(result: dict[str, Any], path: Path) -> None:
     xs = list(range(len(rows)))
     if result["keys"]:
         k = result["keys"][0]
-        ax.bar([x - 0.2 for x in xs], [r["metrics"][k]["mean"] for r in rows], width=0.4,
-               yerr=[r["metrics"][k]["std"] for r in rows], capsize=4, label=f"ours: {k}")
+        ax.bar(
+            [x - 0.2 for x in xs],
+            [r["metrics"][k]["mean"] for r in rows],
+            width=0.4,
+            yerr=[r["metrics"][k]["std"] for r in rows],
+            capsize=4,
+            label=f"ours: {k}",
+        )
         ax.set_ylabel(k)
     if result.get("paper_source"):
-        ax.bar([x + 0.2 for x in xs], [r.get("paper", {}).get("mean", math.nan) for r in rows], width=0.4,
-               yerr=[r.get("paper", {}).get("std", 0.0) for r in rows], capsize=4, color="0.6",
-               label="paper: Inception score")
+        ax.bar(
+            [x + 0.2 for x in xs],
+            [r.get("paper", {}).get("mean", math.nan) for r in rows],
+            width=0.4,
+            yerr=[r.get("paper", {}).get("std", 0.0) for r in rows],
+            capsize=4,
+            color="0.6",
+            label="paper: Inception score",
+        )
     ax.set_xticks(xs, [r["variant"] for r in rows], fontsize=8)
     ax.set_title(result["title"], fontsize=9)
     ax.legend(fontsize=8)
@@ -347,7 +408,9 @@ def ablation_plot(result: dict[str, Any], path: Path) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- writing
-def write_table(table: TableSpec, specs: Sequence[RunSpec], out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def write_table(
+    table: TableSpec, specs: Sequence[RunSpec], out: Path, meta: dict[str, Any]
+) -> dict[str, Any]:
     """Gather ``specs`` and write ``out/table.{md,csv,json,png}``; returns the JSON dict (plus ``markdown``)."""
     if table.kind == "labels":
         result = gather_labels(table, specs, meta)

@@ -239,7 +239,12 @@ class LocalLauncher:
                         running[slot] = self._start(spec, slot, budget, log_dir)
                     else:
                         records[spec.key] = self._record(
-                            spec, log_dir, None, 0.0, "failed", "the run folder stays locked by another process"
+                            spec,
+                            log_dir,
+                            None,
+                            0.0,
+                            "failed",
+                            "the run folder stays locked by another process",
                         )
                 for slot, r in list(running.items()):
                     rc = r.proc.poll()
@@ -460,7 +465,11 @@ def submit_slurm(
         if options.mem_gb:
             params["mem_gb"] = options.mem_gb
         additional: dict[str, Any] = {}
-        for key, value in (("account", options.account), ("qos", options.qos), ("constraint", options.constraint)):
+        for key, value in (
+            ("account", options.account),
+            ("qos", options.qos),
+            ("constraint", options.constraint),
+        ):
             if value:
                 additional[key] = value
         for item in options.extra:
@@ -479,7 +488,9 @@ def submit_slurm(
         jobs = [executor.submit(t) for t in tasks]
     ids = [j.job_id for j in jobs]
     say(f"submitted {len(jobs)} runs as job array {ids[0].split('_')[0]} ({cluster})")
-    _write_json(log_dir / "submitted.json", {"cluster": cluster, "jobs": dict(zip([s.key for s in todo], ids))})
+    _write_json(
+        log_dir / "submitted.json", {"cluster": cluster, "jobs": dict(zip([s.key for s in todo], ids))}
+    )
     if not wait:
         for s, j in zip(todo, ids):
             records[s.key] = {"key": s.key, "state": "submitted", "job_id": j}
