@@ -239,3 +239,32 @@ def test_launched_ablation_runs_are_the_ones_ablate_then_skips(tmp_path):
     assert [v["variant"] for v in result["variants"]] == ["all techniques", "-ls"]
     cfg = json.loads((out / "-ls" / "seed1" / "config.json").read_text())
     assert cfg["loss"]["real_target"] == 1.0 and cfg["train"]["steps"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the task's pid from /proc")
+def test_a_preempted_array_task_checkpoints_requeues_and_finishes(tmp_path, data_dir):
+    """The scheduler's early-warning signal (USR2, as submitit asks SLURM to send before a preemption or the time
+    limit) reaches a task of submitit's local executor; the task stops its run at a checkpoint and requeues, and
+    the requeued task continues the run to its last step (``--auto-resume``)."""
+    submitit = pytest.importorskip("submitit")
+    from improved_gan.sweeps.launch import TrainTask
+
+    spec = label_runs(table_spec("fmnist-table1"), tmp_path, 1, labels=(20,), baseline=False, sets=TINY)[0]
+    argv = train_argv(spec, Budget(steps=400, data_dir=str(data_dir)))
+    executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="local")
+    executor.update_parameters(timeout_min=30)
+    job = executor.submit(TrainTask(argv, str(spec.folder), str(tmp_path / "logs" / "run.json")))
+    deadline = time.monotonic() + 600
+    while run_state(spec.folder) != "partial":
+        assert time.monotonic() < deadline and not job.done()
+        time.sleep(0.05)
+    # SLURM signals every process of the job step: the run ignores USR2, the task (the run's parent) handles it
+    run_pid = int((spec.folder / ".lock").read_text().split()[0])
+    task_pid = int(Path(f"/proc/{run_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(run_pid, signal.SIGUSR2)
+    os.kill(task_pid, signal.SIGUSR2)
+    rc, summary = job.result()
+    assert rc == 0 and summary["steps"] == 400 and summary["status"] == "finished"
+    starts = (tmp_path / "logs" / "run.log").read_text().count("$ ")
+    assert starts == 2  # the first task, stopped at a checkpoint, then the requeued one
