@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from improved_gan.sweeps.command import add_reproduce_parser
 
-    add_reproduce_parser(sub, _positive_int, _positive_float, _common)
+    add_reproduce_parser(sub, _positive_int, _positive_float)
 
     p = sub.add_parser("toy", help="the paper's motivating examples")
     tsub = p.add_subparsers(dest="toy", required=True, parser_class=_Parser)

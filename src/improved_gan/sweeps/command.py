@@ -10,7 +10,7 @@ from pathlib import Path
 from improved_gan.errors import UserError
 
 
-def add_reproduce_parser(sub, _positive_int, _positive_float, _common) -> None:
+def add_reproduce_parser(sub, _positive_int, _positive_float) -> None:
     """Add ``reproduce`` to the ``improved-gan`` subcommands (``cli.py`` passes its option parsers)."""
     from improved_gan.sweeps.launch import SlurmOptions
     from improved_gan.sweeps.matrix import TABLES
@@ -54,7 +54,31 @@ def add_reproduce_parser(sub, _positive_int, _positive_float, _common) -> None:
         "--slurm-extra", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option"
     )
     p.add_argument("--quiet", action="store_true")
-    _common(p)
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where each run trains: cuda = one GPU per run (checked where the runs start, not here)",
+    )
+
+
+def _sweep_device(device: str, launcher: str) -> str:
+    """``auto`` -> ``cuda`` where this machine has a GPU (local launcher) or for a cluster; a local ``cuda``
+    sweep needs a GPU here."""
+    if launcher != "local":
+        return "cuda" if device == "auto" else device
+    if device == "cpu":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "auto":
+        return "cpu"
+    raise UserError("--device cuda: CUDA is not available on this machine (use --device cpu)")
 
 
 def run_reproduce(args) -> int:
@@ -83,14 +107,20 @@ def run_reproduce(args) -> int:
         constraint=args.constraint,
         extra=tuple(args.slurm_extra),
     )
-    command = shlex.join(["improved-gan", *(getattr(args, "argv", None) or sys.argv[1:])])
+    words = [w for w in (getattr(args, "argv", None) or sys.argv[1:]) if w != "--gather-only"]
+    command = shlex.join(["improved-gan", *words])  # the command that runs (or continues) this sweep
     say = (lambda line: None) if args.quiet else (lambda line: print(f"[{_clock()}] {line}", flush=True))
     try:
         result = reproduce(
             args.table,
             out,
             seeds=args.seeds,
-            budget=Budget(steps=args.steps, minutes=args.minutes, data_dir=args.data_dir, device=args.device),
+            budget=Budget(
+                steps=args.steps,
+                minutes=args.minutes,
+                data_dir=args.data_dir,
+                device=_sweep_device(args.device, args.launcher),
+            ),
             jobs=args.jobs,
             launcher=args.launcher,
             slurm=slurm,

@@ -450,7 +450,10 @@ def submit_slurm(
         executor = submitit.AutoExecutor(folder=folder, cluster="local")
         executor.update_parameters(timeout_min=options.time_minutes)
     else:
-        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        try:
+            executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        except RuntimeError as exc:  # submitit: no srun/sbatch on this machine
+            raise UserError(f"--launcher slurm: {exc} (run it on the cluster's login node)") from None
         params: dict[str, Any] = {
             "timeout_min": options.time_minutes,
             "slurm_array_parallelism": options.array_parallelism,
