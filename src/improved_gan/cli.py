@@ -1,6 +1,6 @@
 """The ``improved-gan`` command line (README, "Command line").
 
-Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``score``, ``sample``, ``ablate``, ``toy xy``. Bad input exits with
+Commands: ``presets``, ``train``, ``resume``, ``evaluate``, ``score``, ``sample``, ``ablate``, ``reproduce``, ``toy xy``. Bad input exits with
 status 2 and one ``error:`` line on stderr; an unexpected failure exits 1 with its traceback. Long runs (README,
 "Long runs on clusters"): a diverged run exits 3, a run file that cannot be written 74, a run stopped by SIGINT,
 SIGTERM or SIGUSR1 128 + the signal number (130, 143, 138) after writing a checkpoint and printing the command
@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
     _common(p)
+
+    from improved_gan.sweeps.command import add_reproduce_parser
+
+    add_reproduce_parser(sub, _positive_int, _positive_float)
 
     p = sub.add_parser("toy", help="the paper's motivating examples")
     tsub = p.add_subparsers(dest="toy", required=True, parser_class=_Parser)
@@ -519,6 +523,12 @@ class _ContinueAblationOnStop:
         return False
 
 
+def cmd_reproduce(args) -> int:
+    from improved_gan.sweeps.command import run_reproduce
+
+    return run_reproduce(args)
+
+
 def cmd_toy(args) -> int:
     from improved_gan.toy_xy import run_xy_example
 
@@ -543,6 +553,7 @@ _COMMANDS = {
     "score": cmd_score,
     "sample": cmd_sample,
     "ablate": cmd_ablate,
+    "reproduce": cmd_reproduce,
     "toy": cmd_toy,
 }
 
