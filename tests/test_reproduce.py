@@ -241,6 +241,25 @@ def test_launched_ablation_runs_are_the_ones_ablate_then_skips(tmp_path):
     assert cfg["loss"]["real_target"] == 1.0 and cfg["train"]["steps"] == 3
 
 
+def test_ablate_command_with_two_jobs_runs_each_variant_in_its_own_process(tmp_path, capsys):
+    """``improved-gan ablate --jobs 2``: every run is a launched process (its log under ``logs/``), and the table
+    is written from their folders."""
+    from improved_gan.cli import main
+
+    out = tmp_path / "abl"
+    sets = ["train.eval_every=1000", "train.eval_samples=200", "train.checkpoint_every=1000"]
+    argv = ["ablate", "ring8-gan", "--variants=-ls", "--seeds", "1", "--steps", "3", "--jobs", "2"]
+    argv += ["--out", str(out), "--quiet", *[w for kv in sets for w in ("--set", kv)]]
+    assert main(argv) == 0
+    logs = sorted(p.name for p in (out / "logs").iterdir())
+    assert any(name.startswith("all") for name in logs) and any(name.startswith("-ls") for name in logs)
+    table = json.loads((out / "ablation.json").read_text())
+    assert [v["variant"] for v in table["variants"]] == ["all techniques", "-ls"]
+    for run in ("all/seed1", "-ls/seed1"):
+        summary = json.loads((out / run / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["steps"] == 3
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the task's pid from /proc")
 def test_a_preempted_array_task_checkpoints_requeues_and_finishes(tmp_path, data_dir):

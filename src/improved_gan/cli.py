@@ -209,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
     _common(p)
+    from improved_gan.sweeps.command import add_launcher_options, add_reproduce_parser
 
-    from improved_gan.sweeps.command import add_reproduce_parser
+    add_launcher_options(p, _positive_int)  # --jobs N / --launcher slurm: the runs as separate processes
 
     add_reproduce_parser(sub, _positive_int, _positive_float)
 
@@ -487,6 +488,36 @@ def cmd_ablate(args) -> int:
     _one_thread_for_toy_data(get_preset(args.preset).data.dataset, args.device)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else None
     out = Path(args.out) if args.out else Path("runs") / f"ablate-{args.preset}"
+    if args.jobs > 1 or args.launcher != "local":
+        # the runs as separate processes (or a SLURM job array); run_ablation below then finds them finished
+        # and writes the table, or resumes in this process a run that a launched process did not finish
+        from improved_gan.sweeps.ablation import launch_ablation
+        from improved_gan.sweeps.command import slurm_options, sweep_device
+        from improved_gan.sweeps.launch import SweepStopped
+
+        try:
+            launch_ablation(
+                args.preset,
+                out,
+                variants=variants,
+                seeds=args.seeds,
+                steps=args.steps,
+                time_budget=args.time_budget,
+                overrides=tuple(args.overrides),
+                data_dir=args.data_dir,
+                device=sweep_device(args.device, args.launcher),
+                jobs=args.jobs,
+                launcher=args.launcher,
+                slurm=slurm_options(args),
+                progress=None if args.quiet else print,
+            )
+        except SweepStopped as exc:
+            command = shlex.join(["improved-gan", *(getattr(args, "argv", None) or sys.argv[1:])])
+            print(
+                f"stopped by {exc}: the runs under way wrote their checkpoints; continue with: {command}",
+                file=sys.stderr,
+            )
+            return exc.exit_code
     with _ContinueAblationOnStop(args, out):
         result = run_ablation(
             args.preset,

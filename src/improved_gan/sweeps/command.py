@@ -12,9 +12,7 @@ from improved_gan.errors import UserError
 
 def add_reproduce_parser(sub, _positive_int, _positive_float) -> None:
     """Add ``reproduce`` to the ``improved-gan`` subcommands (``cli.py`` passes its option parsers)."""
-    from improved_gan.sweeps.launch import SlurmOptions
     from improved_gan.sweeps.matrix import TABLES
-    from improved_gan.sweeps.reproduce import LAUNCHERS
 
     p = sub.add_parser(
         "reproduce",
@@ -25,10 +23,6 @@ def add_reproduce_parser(sub, _positive_int, _positive_float) -> None:
     p.add_argument("--seeds", type=_positive_int, default=3)
     p.add_argument("--steps", type=_positive_int, default=None, help="discriminator updates per run")
     p.add_argument("--minutes", type=_positive_float, default=None, help="time budget per run (minutes)")
-    p.add_argument(
-        "--jobs", type=_positive_int, default=1, help="runs at once on this machine (local launcher)"
-    )
-    p.add_argument("--launcher", choices=LAUNCHERS, default="local")
     p.add_argument("--labels", default=None, help="comma-separated label counts (default: the paper's)")
     p.add_argument("--no-baseline", action="store_true", help="leave out the supervised-only row")
     p.add_argument(
@@ -40,6 +34,28 @@ def add_reproduce_parser(sub, _positive_int, _positive_float) -> None:
         "--gather-only", action="store_true", help="write the table from the run folders; run nothing"
     )
     p.add_argument("--no-wait", action="store_true", help="slurm: submit and return (then --gather-only)")
+    add_launcher_options(p, _positive_int)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where each run trains: cuda = one GPU per run (checked where the runs start, not here)",
+    )
+
+
+def add_launcher_options(p, _positive_int) -> None:
+    """``--jobs``, ``--launcher`` and the SLURM options, shared by ``reproduce`` and ``ablate``."""
+    from improved_gan.sweeps.launch import SlurmOptions
+    from improved_gan.sweeps.reproduce import LAUNCHERS
+
+    p.add_argument(
+        "--jobs", type=_positive_int, default=1, help="runs at once on this machine (local launcher)"
+    )
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local")
     d = SlurmOptions()
     p.add_argument("--partition", default=None, help="slurm partition")
     p.add_argument("--time", type=_positive_int, default=d.time_minutes, help="slurm: minutes per array task")
@@ -53,19 +69,27 @@ def add_reproduce_parser(sub, _positive_int, _positive_float) -> None:
     p.add_argument(
         "--slurm-extra", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option"
     )
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument(
-        "--data-dir", default=None, help="data folder (default: $IMPROVED_GAN_DATA, then the system one)"
-    )
-    p.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "auto"),
-        default="cpu",
-        help="where each run trains: cuda = one GPU per run (checked where the runs start, not here)",
+
+
+def slurm_options(args):
+    """The :class:`~improved_gan.sweeps.launch.SlurmOptions` of parsed :func:`add_launcher_options` options."""
+    from improved_gan.sweeps.launch import SlurmOptions
+
+    return SlurmOptions(
+        partition=args.partition,
+        time_minutes=args.time,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        mem_gb=args.mem_gb,
+        array_parallelism=args.array_parallelism,
+        account=args.account,
+        qos=args.qos,
+        constraint=args.constraint,
+        extra=tuple(args.slurm_extra),
     )
 
 
-def _sweep_device(device: str, launcher: str) -> str:
+def sweep_device(device: str, launcher: str) -> str:
     """``auto`` -> ``cuda`` where this machine has a GPU (local launcher) or for a cluster; a local ``cuda``
     sweep needs a GPU here."""
     if launcher != "local":
@@ -83,7 +107,7 @@ def _sweep_device(device: str, launcher: str) -> str:
 
 def run_reproduce(args) -> int:
     """``improved-gan reproduce``: 0 done, 1 some run failed, 128 + N stopped by signal N, 2 bad input."""
-    from improved_gan.sweeps.launch import Budget, SlurmOptions, SweepStopped
+    from improved_gan.sweeps.launch import Budget, SweepStopped
     from improved_gan.sweeps.reproduce import reproduce
 
     labels = None
@@ -95,18 +119,7 @@ def run_reproduce(args) -> int:
                 f"--labels {args.labels}: expected comma-separated integers, e.g. 100,200"
             ) from None
     out = Path(args.out) if args.out else Path("runs") / f"reproduce-{args.table}"
-    slurm = SlurmOptions(
-        partition=args.partition,
-        time_minutes=args.time,
-        gpus_per_job=args.gpus_per_job,
-        cpus_per_job=args.cpus_per_job,
-        mem_gb=args.mem_gb,
-        array_parallelism=args.array_parallelism,
-        account=args.account,
-        qos=args.qos,
-        constraint=args.constraint,
-        extra=tuple(args.slurm_extra),
-    )
+    slurm = slurm_options(args)
     words = [w for w in (getattr(args, "argv", None) or sys.argv[1:]) if w != "--gather-only"]
     command = shlex.join(["improved-gan", *words])  # the command that runs (or continues) this sweep
     say = (lambda line: None) if args.quiet else (lambda line: print(f"[{_clock()}] {line}", flush=True))
@@ -119,7 +132,7 @@ def run_reproduce(args) -> int:
                 steps=args.steps,
                 minutes=args.minutes,
                 data_dir=args.data_dir,
-                device=_sweep_device(args.device, args.launcher),
+                device=sweep_device(args.device, args.launcher),
             ),
             jobs=args.jobs,
             launcher=args.launcher,
