@@ -15,8 +15,9 @@ Batch size semantics: ``data.batch_size`` is the GLOBAL batch of one step, whate
 ``config.json`` records both (the docs' multi-process page).
 
 The GPU options (``train.tf32``, ``train.cudnn_benchmark``, ``train.deterministic``, ``train.channels_last``) change
-CUDA runs only (README, "GPU"; :mod:`improved_gan.training.device_options`); ``train.async_checkpoints`` writes
-checkpoints from a background thread on every device.
+CUDA runs only (README, "GPU"; :mod:`improved_gan.training.device_options`), and so does
+``train.async_checkpoints`` (periodic checkpoints written by a background thread; on the CPU the training thread
+writes them).
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class TrainConfig:
     cudnn_benchmark: bool = True  # cuDNN times its algorithms at each new shape and keeps the fastest
     deterministic: bool = False  # reproducible cuDNN algorithms only (needs cudnn_benchmark=false)
     channels_last: bool = False  # the conv nets' weights and images in NHWC memory order
-    # checkpoints serialised and written by a background thread (atomic, verified; errors at the next checkpoint)
+    # CUDA: periodic checkpoints serialised and written by a background thread (atomic, verified; a failed write is
+    # reported at the next checkpoint); the stop's and the final checkpoint, and all on the CPU, are written in line
     async_checkpoints: bool = True
 
 

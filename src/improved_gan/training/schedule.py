@@ -4,12 +4,14 @@ schedule; stop on a time budget, a stop signal or a divergence (README, "Long ru
 :func:`run_schedule` is the outer loop that :func:`improved_gan.training.run.train` and
 :func:`~improved_gan.training.run.resume` call once the trainer is built. Only rank 0 writes files or prints.
 
-Checkpoints (:func:`save_run_checkpoint`) are written by a background thread when ``train.async_checkpoints`` is on
-(:class:`~improved_gan.training.device_options.AsyncCheckpointWriter`): the training thread takes a copy of the
-state and goes on; the thread serialises it, writes each file atomically and reads it back before the rename. A
-failed write is reported at the next checkpoint or at the end of the run (the same one-line error, exit 74), and
-the schedule waits for the write in flight before a divergence is handled, before a stop request ends the run and
-before ``summary.json``, so the run's final checkpoint is complete when :func:`run_schedule` returns.
+On CUDA, with ``train.async_checkpoints`` (the default), the periodic checkpoints (:func:`save_run_checkpoint`) are
+written by a background thread (:class:`~improved_gan.training.device_options.AsyncCheckpointWriter`): the
+training thread queues a copy of the state and goes on; the thread serialises it, writes each file atomically and
+reads it back before the rename. A failed write is reported at the next checkpoint or at the end of the run (the
+same one-line error, exit 74). The schedule waits for the write in flight before a divergence is handled, and the
+checkpoint of a stop request and the run's final one are written on the training thread after that wait, so they
+are complete when :func:`run_schedule` ends (and a second Ctrl-C interrupts them as it does a synchronous write).
+On the CPU every checkpoint is written on the training thread (:func:`_background_writes`).
 """
 
 from __future__ import annotations
@@ -67,18 +69,16 @@ def run_schedule(
     the step's losses are already host floats) a loss was not finite. On CUDA divergence is read only at
     evaluations and checkpoints, so the check adds no host synchronisation per step. A diverged run is never
     saved (:class:`DivergenceError`). A stop request writes a checkpoint at the step reached and raises
-    :class:`StopRequested`. With ``train.async_checkpoints`` rank 0 writes checkpoints from a background thread
-    and waits for it before any of these ends and before the summary."""
-    writer = AsyncCheckpointWriter() if dist.is_main and trainer.cfg.train.async_checkpoints else None
+    :class:`StopRequested`. With ``train.async_checkpoints`` on CUDA rank 0 writes the periodic checkpoints from
+    a background thread and waits for it before a divergence, a stop's checkpoint and the final one."""
+    writer = AsyncCheckpointWriter() if dist.is_main and _background_writes(trainer) else None
     try:
         return _schedule(
             trainer, to_unit, folder, dist, writer, data_dir=data_dir, device=device,
             time_budget=time_budget, progress=progress,
         )  # fmt: skip
     except BaseException:
-        if (
-            writer is not None
-        ):  # let the write in flight finish (no temporary file left); the error in hand wins
+        if writer is not None:  # let the write in flight end (no temporary file left); the error in hand wins
             with contextlib.suppress(Exception):
                 writer.close()
         raise
@@ -151,10 +151,11 @@ def _schedule(
                         if k != "step" and isinstance(v, (int, float)):
                             tb.add_scalar(k, v, trainer.step)
         if do_save:
-            save_run_checkpoint(trainer, folder, dist, writer=writer)
+            if final or stop:  # the run ends here: wait for the write in flight, then write this one here
+                _wait(writer)
+            save_run_checkpoint(trainer, folder, dist, writer=None if final or stop else writer)
         if stop:
             _close(bar, tb)
-            _wait(writer)  # the stop's checkpoint is complete before the process exits
             D_.barrier(dist)
             raise StopRequested(stop, trainer.step, str(folder.root))
         if over and trainer.step < tc.steps:
@@ -165,7 +166,7 @@ def _schedule(
         D_.barrier(dist)  # leave together: a rank tearing down gloo while rank 0 still writes can abort
         return {}
     if writer is not None:
-        writer.close()  # the final checkpoint is complete (or its error raised) before the summary
+        writer.close()  # nothing in flight: the final checkpoint was written after a wait
     summary = _finish(trainer, folder, dist, stopped_early)
     D_.barrier(dist)
     return summary
@@ -224,6 +225,13 @@ def save_run_checkpoint(
     if copy is not None:
         atomic_write_bytes(copy, data)
     save_checkpoint(folder.generator, generator, fmt=GENERATOR_FORMAT)
+
+
+def _background_writes(trainer: Trainer) -> bool:
+    """Write the periodic checkpoints from a background thread? With ``train.async_checkpoints`` on CUDA, where a
+    synchronous write leaves the GPU idle. Not on the CPU, which trains and would also serialise: the training
+    thread writes there, so what is on disk after each step is what it was (README, "Long runs on clusters")."""
+    return trainer.cfg.train.async_checkpoints and trainer.device.type == "cuda"
 
 
 def _wait(writer: AsyncCheckpointWriter | None) -> None:
