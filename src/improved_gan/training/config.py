@@ -11,11 +11,11 @@ architecture's own choice" (documented in :mod:`improved_gan.models`); a value o
 an architecture does not have is a :class:`~improved_gan.errors.ConfigError` (``ARCH_OPTIONS`` lists them).
 
 Batch size semantics: ``data.batch_size`` is the GLOBAL batch of one step, whatever the number of processes; under
-``torchrun`` each of the ``W`` ranks takes ``batch_size / W`` examples (:mod:`improved_gan.training.batching`), and
+``torchrun`` each of the ``W`` ranks takes ``batch_size / W`` examples (``improved_gan.training.batching``), and
 ``config.json`` records both (the docs' multi-process page).
 
 The GPU options (``train.tf32``, ``train.cudnn_benchmark``, ``train.deterministic``, ``train.channels_last``) change
-CUDA runs only (README, "GPU"; :mod:`improved_gan.training.device_options`), and so does
+CUDA runs only (README, "GPU"; ``improved_gan.training.device_options``), and so does
 ``train.async_checkpoints`` (periodic checkpoints written by a background thread; on the CPU the training thread
 writes them).
 """

@@ -160,7 +160,8 @@ class Trainer:
         self._g, self._d = _compiled(self.G, cfg.train.compile), _compiled(self.D, cfg.train.compile)
 
     def _to_channels_last(self, data: TrainData) -> None:
-        """G's and D's 4-D weights, and the image sets (indexing keeps the layout), in channels_last order."""
+        """G's and D's 4-D weights, and the image sets (a batch indexed from them keeps the layout), in
+        channels_last order."""
         to_channels_last(self.G)
         to_channels_last(self.D)
         if data.train_x is not None:
