@@ -390,8 +390,9 @@ class Trainer:
         """Accuracy of D's K logits on the test set, noise off (eval mode), with the EMA parameters by default.
 
         ``batch_size`` defaults to 1000 for a D without batch-coupled layers (the result does not depend on it)
-        and to the training batch size (this rank's: :attr:`batch_size`) for one with minibatch discrimination: its features sum over the other
-        examples of the batch, so a test batch of another size would feed D inputs of a scale it never saw.
+        and to the training batch size (this rank's, :attr:`batch_size`) for one with minibatch discrimination:
+        its features sum over the other examples of the batch, so a test batch of another size would feed D inputs
+        of a scale it never saw.
         """
         if batch_size is None:
             batch_size = 1000 if self.joint_d_pass else self.batch_size
