@@ -6,9 +6,9 @@ For ``cifar10-ssl`` and ``fmnist-ssl`` on fake data of each set's format and siz
 three variants of the library's step, each built afresh:
 
 - ``as-is``: PyTorch's default settings (float32 matrix products without TF32, cuDNN without the autotuner,
-  NCHW), what a run does today;
-- ``tf32``: :func:`improved_gan.training.device_options.apply_device_options` (TF32 on, ``cudnn.benchmark``) and
-  channels_last for the conv nets;
+  NCHW): a run without the GPU options;
+- ``tf32``: the configuration's GPU options as a run applies them (``train.tf32`` and ``train.cudnn_benchmark``,
+  the defaults) plus ``train.channels_last=true`` (the conv nets on CUDA);
 - ``bf16``: ``tf32`` plus ``train.precision=bf16`` (bfloat16 autocast of the forward passes).
 
 Per variant: steps/s over ``--steps`` unsynchronised steps (CUDA events), FLOP/s (``FlopCounterMode``) against
@@ -94,24 +94,19 @@ def measure_variant(
     tmp: Path,
     failures: Failures,
 ) -> tuple[dict, P.StepHandle]:
-    from improved_gan.training.checkpoint import checkpoint_bytes
-    from improved_gan.training.device_options import (
-        AsyncCheckpointWriter,
-        apply_device_options,
-        has_conv,
-    )
+    from improved_gan.training.device_options import AsyncCheckpointWriter, has_conv
 
     fast = variant != "as-is"
-    if fast:
-        apply_device_options(tf32=True, cudnn_benchmark=True)
     vsets = sets + (("train.precision=bf16",) if variant == "bf16" else ())
     t0 = time.perf_counter()
-    h = P.build_step(preset, data_dir=data_dir, device=str(device), sets=vsets, channels_last=fast)
+    h = P.build_step(
+        preset, data_dir=data_dir, device=str(device), sets=vsets, channels_last=fast, device_options=fast
+    )
     P.sync(device)
     build_s = time.perf_counter() - t0
     conv = has_conv(h.D)
     cuda = device.type == "cuda"
-    v: dict = {"steps_timed": steps, "build_seconds": build_s, "channels_last": fast and conv}
+    v: dict = {"steps_timed": steps, "build_seconds": build_s, "channels_last": h.trainer.channels_last}
     step_s = P.time_steps(h.step, device, steps, warmup=5 if cuda else 1)
     v["step_ms"], v["steps_per_s"] = step_s * 1e3, 1.0 / step_s
     v["flops_per_step"] = P.count_flops(h.step)
@@ -154,15 +149,15 @@ def measure_variant(
     v["checkpoint_seconds"] = P.time_call(lambda: h.save(folder), device)
 
     def async_checkpoint() -> float:
-        with AsyncCheckpointWriter(serialize=checkpoint_bytes) as writer:
-            return P.time_call(lambda: writer.submit(h.state(), folder / "async.pt"), device)
+        with AsyncCheckpointWriter() as writer:
+            return P.time_call(lambda: h.save(tmp / f"{preset}-{variant}-async", writer), device)
 
     v["checkpoint_async_blocking_seconds"] = failures.attempt(
         f"{where}.checkpoint_async_blocking_seconds", async_checkpoint
     )
 
     def plain_ms() -> float:
-        plain = P.PlainStep(h, str(device), bf16=variant == "bf16", channels_last=fast and conv)
+        plain = P.PlainStep(h, str(device), bf16=variant == "bf16", channels_last=h.trainer.channels_last)
         return 1e3 * P.time_steps(plain, device, steps, warmup=3 if cuda else 1)
 
     v["plain_step_ms"] = failures.attempt(f"{where}.plain_step_ms", plain_ms)
@@ -195,7 +190,6 @@ def measure_variant(
 
 
 def run(args: argparse.Namespace) -> dict:
-    from improved_gan.training.batching import per_rank_batch
     from improved_gan.training.device_options import current_device_options, restore_device_options
 
     device = torch.device(args.device)
@@ -267,9 +261,9 @@ def run(args: argparse.Namespace) -> dict:
             result["null_reasons"]["checkpoint_to_cpu"] = "failed: the fmnist-ssl as-is variant failed"
         del handles
         log("2 processes on one device (fmnist-ssl, the global batch split over the ranks)")
-        global_batch = 20 if args.small else 100
+        global_batch = 20 if args.small else 100  # data.batch_size is the global batch: 10 or 50 per process
         two_sets = tuple(s for s in SMALL_SETS["fmnist-ssl"] if not s.startswith("data.batch_size"))
-        two_sets = (*(two_sets if args.small else ()), f"data.batch_size={per_rank_batch(global_batch, 2)}")
+        two_sets = (*(two_sets if args.small else ()), f"data.batch_size={global_batch}")
         result["two_process"] = failures.attempt(
             "two_process",
             lambda: P.two_process_run(

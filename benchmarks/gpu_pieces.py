@@ -45,7 +45,8 @@ SCHEMA = "improved-gan-gpu-check-v1"
 class StepHandle:
     """What the benchmark needs of one trainer. ``step()`` runs one training step; ``evaluate()`` what a
     semi-supervised run does at each evaluation (test accuracy with and without the EMA); ``state()`` the
-    checkpoint dict; ``save(folder)`` writes ``last.pt`` and ``generator.pt`` as a run does at each checkpoint."""
+    checkpoint dict; ``save(folder, writer=None)`` writes ``checkpoints/last.pt`` and ``generator.pt`` as a run
+    does at each checkpoint (``writer``: an ``AsyncCheckpointWriter``, as a CUDA run's periodic checkpoints)."""
 
     cfg: Any
     trainer: Any
@@ -57,7 +58,7 @@ class StepHandle:
     step: Callable[[], Any]
     evaluate: Callable[[], dict[str, float]]
     state: Callable[[], dict[str, Any]]
-    save: Callable[[Path], None]
+    save: Callable[..., None]
 
 
 def build_step(
@@ -69,27 +70,33 @@ def build_step(
     dist: Any = None,
     state: dict[str, Any] | None = None,
     channels_last: bool = False,
+    device_options: bool = True,
 ) -> StepHandle:
-    """Build the trainer of ``preset`` (``--set`` style ``sets``) on ``device``; restore ``state`` if given;
-    ``channels_last``: the conv nets' weights and the image tensors in NHWC order (no change for an MLP).
+    """Build the trainer of ``preset`` (``--set`` style ``sets``) on ``device``; restore ``state`` if given.
 
-    The one place that uses the library's training API (``run.build_trainer``, ``Trainer.train_step``,
-    ``test_accuracy``, ``state_dict``, ``checkpoint.save_checkpoint``): adapt here when that API changes."""
-    from improved_gan.training.checkpoint import GENERATOR_FORMAT, save_checkpoint
+    As a run does, the trainer applies the configuration's GPU options on CUDA (``train.tf32``,
+    ``train.cudnn_benchmark``) and, with ``channels_last`` (``train.channels_last=true``), puts the conv nets'
+    weights and the image tensors in NHWC order on CUDA (``trainer.channels_last`` says whether it did).
+    ``device_options=False`` puts back the process-wide settings found before the build (PyTorch's defaults
+    in the check's ``as-is`` variant).
+
+    The one place that uses the library's training API (``build.build_trainer``, ``Trainer.train_step``,
+    ``test_accuracy``, ``state_dict``, ``schedule.save_run_checkpoint``): adapt here when that API changes."""
+    from improved_gan.training.build import build_trainer
     from improved_gan.training.config import override
-    from improved_gan.training.device_options import has_conv, to_channels_last
+    from improved_gan.training.device_options import current_device_options, restore_device_options
+    from improved_gan.training.distributed import DistInfo
     from improved_gan.training.presets import get_preset
-    from improved_gan.training.run import build_trainer
+    from improved_gan.training.run_folder import RunFolder
+    from improved_gan.training.schedule import save_run_checkpoint
 
-    cfg = override(get_preset(preset), list(sets))
+    cfg = override(get_preset(preset), [*sets, f"train.channels_last={str(channels_last).lower()}"])
+    before = current_device_options()
     trainer, _ = build_trainer(
         cfg, data_dir=str(data_dir), device=device, dist=dist, state=state, source=None
     )
-    if channels_last and has_conv(trainer.D):
-        for net in (trainer.G, trainer.D, trainer.D_eval):
-            to_channels_last(net)
-        data = trainer.data
-        data.train_x, data.test_x = to_channels_last(data.train_x), to_channels_last(data.test_x)
+    if not device_options:
+        restore_device_options(before)
 
     def evaluate() -> dict[str, float]:
         return {
@@ -97,14 +104,10 @@ def build_step(
             "test_accuracy_raw": trainer.test_accuracy(use_ema=False),
         }
 
-    def save(folder: Path) -> None:
-        trainer.refresh_vbn_reference()
-        save_checkpoint(Path(folder) / "last.pt", trainer.state_dict())
-        save_checkpoint(
-            Path(folder) / "generator.pt",
-            {"step": trainer.step, "G": trainer.G.state_dict(), "config": cfg.to_json()},
-            fmt=GENERATOR_FORMAT,
-        )
+    def save(folder: Path, writer: Any = None) -> None:
+        # what a run writes at a checkpoint: checkpoints/last.pt and generator.pt (through ``writer``, an
+        # AsyncCheckpointWriter, as a CUDA run's periodic checkpoints; else on this thread)
+        save_run_checkpoint(trainer, RunFolder(folder), dist or DistInfo(), writer=writer)
 
     return StepHandle(
         cfg=cfg,
@@ -346,7 +349,7 @@ class PlainStep:
         self.device = torch.device(device)
         self.bf16 = bf16
         self.channels_last = channels_last
-        self.bs = cfg.data.batch_size
+        self.bs = handle.trainer.batch_size
         self.G = copy.deepcopy(handle.G).to(self.device)
         self.D = copy.deepcopy(handle.D).to(self.device)
         self.z_dim = self.G.z_dim
@@ -461,8 +464,8 @@ def _two_process_worker(
                 "backend": backend,
                 "device": dev,
                 "world_size": world,
-                "per_rank_batch": h.cfg.data.batch_size,
-                "global_batch": h.cfg.data.batch_size * world,
+                "per_rank_batch": h.trainer.batch_size,
+                "global_batch": h.cfg.data.batch_size,  # data.batch_size is the global batch
                 "steps": steps,
                 "steps_per_s": 1.0 / seconds,
                 "params_identical": all(torch.equal(g, gathered[0]) for g in gathered),
@@ -513,7 +516,8 @@ def checkpoint_to_cpu(
     """Write ``handle``'s checkpoint (on its device), load it on the CPU with ``weights_only=True``, restore a CPU
     trainer from it and train 2 steps; compare the restored generator with the device one."""
     handle.save(folder)
-    state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    last = Path(folder) / "checkpoints" / "last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
     devices = sorted({t.device.type for t in _tensors(state)})
     cpu = build_step(preset, data_dir=data_dir, device="cpu", sets=sets, state=state)
     same = all(
@@ -530,7 +534,7 @@ def checkpoint_to_cpu(
         "step_loaded": step_loaded,
         "step_after": cpu.trainer.step,
         "losses_finite": finite,
-        "bytes": (folder / "last.pt").stat().st_size,
+        "bytes": last.stat().st_size,
     }
 
 

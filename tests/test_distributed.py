@@ -97,12 +97,16 @@ def test_two_process_run_is_complete_written_once_and_resumable(fake_fmnist, tmp
     p = _torchrun("train", "fmnist-ssl", "--out", str(run), "--steps", "4", *common, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["run"]["world_size"] == 2 and cfg["run"]["global_batch_size"] == 20
+    # data.batch_size is the global batch: 5 examples per process
+    assert cfg["run"]["world_size"] == 2 and cfg["run"]["global_batch_size"] == 10
+    assert cfg["run"]["batch_size_per_rank"] == 5
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]  # written once, by rank 0
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == 4 and len(ckpt["rng"]["torch"]) == 2
-    assert not torch.equal(ckpt["rng"]["z"][0], ckpt["rng"]["z"][1])  # each rank draws its own z
+    # every rank draws the global batch's z (and keeps its slice); the noise layers' streams are per rank
+    assert torch.equal(ckpt["rng"]["z"][0], ckpt["rng"]["z"][1])
+    assert not torch.equal(ckpt["rng"]["torch"][0], ckpt["rng"]["torch"][1])
 
     # resume under 2 processes: roll a copy back to its kept step-2 checkpoint, resume, compare final states
     part = tmp_path / "part"
@@ -154,6 +158,7 @@ def _params_worker(rank: int, world: int, port: int, data_dir: str, out) -> None
         t.train_step()
     flat = torch.cat([p.detach().reshape(-1) for p in list(t.G.parameters()) + list(t.D.parameters())])
     ema = torch.cat([b.reshape(-1).float() for b in t.ema.buffers()])
+    assert t.batch_size == 5  # data.batch_size=10 is the global batch
     torch.save((flat, ema, t.unl_batcher.next_indices()), f"{out}/{rank}.pt")
     D_.shutdown(info)
 

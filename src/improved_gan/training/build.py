@@ -1,6 +1,10 @@
 """From a configuration to a ready :class:`~improved_gan.training.trainer.Trainer`: the data set read and
 normalised onto the device (:func:`load_train_data`), the networks and optimizers built, and a checkpoint's
 state restored (:func:`build_trainer`). Used by train, resume, ``evaluate`` and ``sample``.
+
+On CUDA :func:`build_trainer` also applies the configuration's GPU options (``train.tf32``,
+``train.cudnn_benchmark``, ``train.deterministic``: :func:`~improved_gan.training.device_options.apply_device_options`,
+process-wide) before the networks are built; on the CPU they change nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from typing import Any
 import torch
 
 from improved_gan.data import is_toy, load_dataset, load_toy
-from improved_gan.errors import CheckpointError
+from improved_gan.errors import CheckpointError, ConfigError
 from improved_gan.training import distributed as D_
+from improved_gan.training.batching import per_rank_batch
 from improved_gan.training.config import Config
+from improved_gan.training.device_options import apply_device_options
 from improved_gan.training.trainer import TrainData, Trainer
 
 # Modules every run imports later (plot_curves needs matplotlib's Agg canvas): imported in a background thread
@@ -72,7 +78,19 @@ def build_trainer(
 
     A state that does not fit raises :class:`CheckpointError` naming ``source``: ``missing 'KEY'`` for an entry
     the checkpoint lacks, else what PyTorch found (e.g. a weight of another shape), whitespace joined to one
-    line and never cut."""
+    line and never cut.
+
+    A global batch (``data.batch_size``) that does not divide over the processes raises :class:`ConfigError`
+    before the data is read (printed by rank 0 alone)."""
+    dist = dist or D_.DistInfo()
+    try:
+        per_rank_batch(cfg.data.batch_size, dist.world_size)
+    except ConfigError as exc:
+        exc.quiet = not dist.is_main  # every rank finds the same: rank 0 alone reports it
+        raise
+    if torch.device(device).type == "cuda":
+        tc = cfg.train
+        apply_device_options(tf32=tc.tf32, cudnn_benchmark=tc.cudnn_benchmark, deterministic=tc.deterministic)
     data, to_unit = load_train_data(cfg, data_dir=data_dir, device=device)
     trainer = Trainer(cfg, data, device=device, dist=dist)
     if state is not None:

@@ -10,8 +10,14 @@ The network settings that default to None (``model.dropout``, ``model.input_nois
 architecture's own choice" (documented in :mod:`improved_gan.models`); a value overrides it, and naming one that
 an architecture does not have is a :class:`~improved_gan.errors.ConfigError` (``ARCH_OPTIONS`` lists them).
 
-Batch size semantics: ``data.batch_size`` is the batch of ONE process (per rank). Under ``torchrun`` the global batch
-is ``batch_size * world_size``; ``config.json`` records both (see ``improved_gan.training.distributed`` and the docs' multi-process page).
+Batch size semantics: ``data.batch_size`` is the GLOBAL batch of one step, whatever the number of processes; under
+``torchrun`` each of the ``W`` ranks takes ``batch_size / W`` examples (``improved_gan.training.batching``), and
+``config.json`` records both (the docs' multi-process page).
+
+The GPU options (``train.tf32``, ``train.cudnn_benchmark``, ``train.deterministic``, ``train.channels_last``) change
+CUDA runs only (README, "GPU"; ``improved_gan.training.device_options``), and so does
+``train.async_checkpoints`` (periodic checkpoints written by a background thread; on the CPU the training thread
+writes them).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class DataConfig:
     dataset: str = "fashion-mnist"
     labels_per_class: int = 10  # labelled examples per class (paper §5: 10 -> 100 labels); 0 = none; -1 = all
     label_seed: int = 1  # the reference code's --seed_data: chooses the labelled subset
-    batch_size: int = 100  # per process
+    batch_size: int = 100  # the GLOBAL batch of a step, divided over the processes under torchrun
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,14 @@ class TrainConfig:
     # wall-clock budget of the run (None = none): the run stops when it is spent and a learning-rate decay anneals
     # over it (Trainer.progress); saved in config.json with the rest of the configuration
     time_budget_minutes: float | None = None
+    # GPU options (README, "GPU"): CUDA only, no effect on the CPU
+    tf32: bool = True  # float32 matrix products and cuDNN convolutions on TF32 tensor cores
+    cudnn_benchmark: bool = True  # cuDNN times its algorithms at each new shape and keeps the fastest
+    deterministic: bool = False  # reproducible cuDNN algorithms only (needs cudnn_benchmark=false)
+    channels_last: bool = False  # the conv nets' weights and images in NHWC memory order
+    # CUDA: periodic checkpoints serialised and written by a background thread (atomic, verified; a failed write is
+    # reported at the next checkpoint); the stop's and the final checkpoint, and all on the CPU, are written in line
+    async_checkpoints: bool = True
 
 
 @dataclass(frozen=True)
@@ -248,6 +262,11 @@ def validate(cfg: Config) -> Config:
     if budget is not None and not budget > 0:
         raise ConfigError(
             f"train.time_budget_minutes={budget}: expected a positive number of minutes (or none)"
+        )
+    if cfg.train.deterministic and cfg.train.cudnn_benchmark:
+        raise ConfigError(
+            "train.deterministic=true needs train.cudnn_benchmark=false (the autotuner may pick a "
+            "nondeterministic algorithm)"
         )
     if cfg.kind == "ssl" and (not cfg.loss.use_labels or cfg.data.labels_per_class == 0):
         raise ConfigError("kind=ssl needs loss.use_labels=true and data.labels_per_class > 0")

@@ -19,6 +19,7 @@ import torch
 
 from improved_gan.errors import CheckpointError, ConfigError, DivergenceError, UserError
 from improved_gan.training import distributed as D_
+from improved_gan.training.batching import per_rank_batch
 
 # kept importable from here: the names callers used before the run's parts moved to their own modules
 from improved_gan.training.build import build_trainer, load_train_data  # noqa: F401
@@ -169,6 +170,7 @@ def _continue(
         )
         err.quiet = not dist.is_main  # every rank read the same summary: rank 0 alone reports it
         raise err
+    _refuse_per_process_batch(folder, cfg, run, dist)
     device = rank_device(device, dist)
     try:
         trainer, to_unit = build_trainer(
@@ -211,6 +213,21 @@ def _continue(
         time_budget=total,
         progress=progress,
     )
+
+
+def _refuse_per_process_batch(folder: RunFolder, cfg: Config, run: dict[str, Any], dist: D_.DistInfo) -> None:
+    """A run started when ``data.batch_size`` was the batch of each process (its ``config.json`` records a global
+    batch other than ``data.batch_size``) would continue with another batch: refused, with one line."""
+    recorded = run.get("global_batch_size")
+    if recorded is None or recorded == cfg.data.batch_size:
+        return
+    err = ConfigError(
+        f"{folder.root}: this run was started with data.batch_size={cfg.data.batch_size} per process (a global "
+        f"batch of {recorded}); data.batch_size is now the global batch, so it cannot be continued as it was: "
+        f"start a new run (e.g. --set data.batch_size={recorded})"
+    )
+    err.quiet = not dist.is_main
+    raise err
 
 
 def _total_budget(
@@ -261,11 +278,12 @@ def config_differences(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
 def _run_section(
     cfg: Config, data: TrainData, dist: D_.DistInfo, time_budget: float | None
 ) -> dict[str, Any]:
-    """The ``run`` section of ``config.json``: how this run was launched, beside the configuration."""
+    """The ``run`` section of ``config.json``: how this run was launched, beside the configuration.
+    ``data.batch_size`` is the global batch; each rank takes ``batch_size_per_rank`` of it."""
     return {
         "world_size": dist.world_size,
-        "batch_size_per_rank": cfg.data.batch_size,
-        "global_batch_size": cfg.data.batch_size * dist.world_size,
+        "batch_size_per_rank": per_rank_batch(cfg.data.batch_size, dist.world_size),
+        "global_batch_size": cfg.data.batch_size,
         "image_shape": list(data.image_shape),
         "num_classes": data.num_classes,
         "time_budget_minutes": time_budget,

@@ -3,10 +3,21 @@ schedule; stop on a time budget, a stop signal or a divergence (README, "Long ru
 
 :func:`run_schedule` is the outer loop that :func:`improved_gan.training.run.train` and
 :func:`~improved_gan.training.run.resume` call once the trainer is built. Only rank 0 writes files or prints.
+
+On CUDA, with ``train.async_checkpoints`` (the default), the periodic checkpoints (:func:`save_run_checkpoint`) are
+written by a background thread (:class:`~improved_gan.training.device_options.AsyncCheckpointWriter`): the
+training thread queues a copy of the state and goes on; the thread serialises it, writes each file atomically and
+reads it back before the rename. A failed write is reported at the next checkpoint or at the end of the run (the
+same one-line error, exit 74). The schedule waits for the write in flight before a divergence is handled, and the
+checkpoint of a stop request and the run's final one are written on the training thread after that wait, so they
+are complete when :func:`run_schedule` ends (and a second Ctrl-C interrupts them as it does a synchronous write).
+On the CPU every checkpoint is written on the training thread (:func:`_background_writes`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 import time
 from typing import Any
@@ -19,9 +30,11 @@ from improved_gan.training.checkpoint import (
     GENERATOR_FORMAT,
     atomic_write_bytes,
     atomic_write_json,
+    checkpoint_bytes,
     load_checkpoint,
     save_checkpoint,
 )
+from improved_gan.training.device_options import AsyncCheckpointWriter
 from improved_gan.training.evaluation import _Evaluator
 from improved_gan.training.lifecycle import agree_after_step
 from improved_gan.training.run_folder import (
@@ -56,7 +69,33 @@ def run_schedule(
     the step's losses are already host floats) a loss was not finite. On CUDA divergence is read only at
     evaluations and checkpoints, so the check adds no host synchronisation per step. A diverged run is never
     saved (:class:`DivergenceError`). A stop request writes a checkpoint at the step reached and raises
-    :class:`StopRequested`."""
+    :class:`StopRequested`. With ``train.async_checkpoints`` on CUDA rank 0 writes the periodic checkpoints from
+    a background thread and waits for it before a divergence, a stop's checkpoint and the final one."""
+    writer = AsyncCheckpointWriter() if dist.is_main and _background_writes(trainer) else None
+    try:
+        return _schedule(
+            trainer, to_unit, folder, dist, writer, data_dir=data_dir, device=device,
+            time_budget=time_budget, progress=progress,
+        )  # fmt: skip
+    except BaseException:
+        if writer is not None:  # let the write in flight end (no temporary file left); the error in hand wins
+            with contextlib.suppress(Exception):
+                writer.close()
+        raise
+
+
+def _schedule(
+    trainer: Trainer,
+    to_unit,
+    folder: RunFolder,
+    dist: D_.DistInfo,
+    writer: AsyncCheckpointWriter | None,
+    *,
+    data_dir: str | None,
+    device: str,
+    time_budget: float | None,
+    progress: bool,
+) -> dict[str, Any]:
     cfg, tc, main = trainer.cfg, trainer.cfg.train, dist.is_main
     evaluator = _Evaluator(trainer, to_unit, data_dir=data_dir, device=device)
     check_every_step = _check_every_step(trainer)
@@ -64,7 +103,7 @@ def run_schedule(
     tb = _tensorboard(folder) if main else None
     start, wall0 = time.perf_counter(), trainer.wall_seconds
     last_eval: dict[str, float] = {}
-    imgs_per_step = cfg.data.batch_size * dist.world_size
+    imgs_per_step = cfg.data.batch_size  # the global batch, whatever the number of processes
     window_t, window_steps = time.perf_counter(), 0
     stopped_early = False
     # a learning-rate decay anneals over the budget (Trainer.progress); the clock it reads is agreed over ranks
@@ -92,6 +131,7 @@ def run_schedule(
                 div_step = trainer.step
         if div_step:
             _close(bar, tb)
+            _wait(writer)  # _diverged reads the last checkpoint written
             _diverged(trainer, folder, dist, div_step)
         if do_eval:
             last_eval = evaluator()
@@ -111,7 +151,9 @@ def run_schedule(
                         if k != "step" and isinstance(v, (int, float)):
                             tb.add_scalar(k, v, trainer.step)
         if do_save:
-            save_run_checkpoint(trainer, folder, dist)
+            if final or stop:  # the run ends here: wait for the write in flight, then write this one here
+                _wait(writer)
+            save_run_checkpoint(trainer, folder, dist, writer=None if final or stop else writer)
         if stop:
             _close(bar, tb)
             D_.barrier(dist)
@@ -123,6 +165,8 @@ def run_schedule(
     if not main:
         D_.barrier(dist)  # leave together: a rank tearing down gloo while rank 0 still writes can abort
         return {}
+    if writer is not None:
+        writer.close()  # nothing in flight: the final checkpoint was written after a wait
     summary = _finish(trainer, folder, dist, stopped_early)
     D_.barrier(dist)
     return summary
@@ -140,9 +184,7 @@ def _finish(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo, stopped_earl
         "stopped_by_time_budget": stopped_early,
         "wall_seconds": round(trainer.wall_seconds, 3),
         "world_size": dist.world_size,
-        "images_per_second": round(
-            cfg.data.batch_size * dist.world_size * trainer.step / max(trainer.wall_seconds, 1e-9), 1
-        ),
+        "images_per_second": round(cfg.data.batch_size * trainer.step / max(trainer.wall_seconds, 1e-9), 1),
     }
     if trainer.lab_idx is not None:
         summary["labels"] = int(len(trainer.lab_idx))
@@ -152,24 +194,50 @@ def _finish(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo, stopped_earl
     return summary
 
 
-def save_run_checkpoint(trainer: Trainer, folder: RunFolder, dist: D_.DistInfo) -> None:
+def save_run_checkpoint(
+    trainer: Trainer, folder: RunFolder, dist: D_.DistInfo, *, writer: AsyncCheckpointWriter | None = None
+) -> None:
     """``checkpoints/last.pt`` (plus a ``keep_every`` copy, written atomically too) and ``generator.pt``.
 
     The VBN reference statistics are refreshed for the current weights first (on every rank, so ranks stay
     identical): a step's reference pass precedes its generator update, so ``generator.pt`` would otherwise hold
-    statistics one update old. Saved tensors are on the CPU."""
+    statistics one update old. Saved tensors are on the CPU.
+
+    ``writer`` (rank 0): the files are written by its background thread, in the same order and with the same
+    bytes; this call only copies the state (and first raises the error of the previous write, if it failed).
+    Without it they are written here."""
     trainer.refresh_vbn_reference()
     state = trainer.state_dict()  # collective under torchrun (gathers every rank's RNG state)
-    if dist.is_main:
-        data = save_checkpoint(folder.last, state)
-        keep = trainer.cfg.train.keep_every
-        if keep and trainer.step % keep == 0:
-            atomic_write_bytes(folder.checkpoints / f"step_{trainer.step:07d}.pt", data)
-        save_checkpoint(
-            folder.generator,
-            {"step": trainer.step, "G": trainer.G.state_dict(), "config": trainer.cfg.to_json()},
-            fmt=GENERATOR_FORMAT,
+    if not dist.is_main:
+        return
+    keep = trainer.cfg.train.keep_every
+    copy = folder.checkpoints / f"step_{trainer.step:07d}.pt" if keep and trainer.step % keep == 0 else None
+    generator = {"step": trainer.step, "G": trainer.G.state_dict(), "config": trainer.cfg.to_json()}
+    if writer is not None:
+        writer.submit_group(
+            [
+                (state, (folder.last,) if copy is None else (folder.last, copy), checkpoint_bytes),
+                (generator, (folder.generator,), functools.partial(checkpoint_bytes, fmt=GENERATOR_FORMAT)),
+            ]
         )
+        return
+    data = save_checkpoint(folder.last, state)
+    if copy is not None:
+        atomic_write_bytes(copy, data)
+    save_checkpoint(folder.generator, generator, fmt=GENERATOR_FORMAT)
+
+
+def _background_writes(trainer: Trainer) -> bool:
+    """Write the periodic checkpoints from a background thread? With ``train.async_checkpoints`` on CUDA, where a
+    synchronous write leaves the GPU idle. Not on the CPU, which trains and would also serialise: the training
+    thread writes there, so what is on disk after each step is what it was (README, "Long runs on clusters")."""
+    return trainer.cfg.train.async_checkpoints and trainer.device.type == "cuda"
+
+
+def _wait(writer: AsyncCheckpointWriter | None) -> None:
+    """Wait for the checkpoint write in flight (raising its error, if it failed)."""
+    if writer is not None:
+        writer.wait()
 
 
 # ------------------------------------------------------------------------------------------------ divergence

@@ -16,9 +16,17 @@ One training step (openai/improved-gan ``train_*_feature_matching.py``; :meth:`T
    CUDA: no host synchronisation in the step).
 
 Beside the algorithm, not inside it: bf16 autocast (:meth:`Trainer._autocast`), ``torch.compile`` of the forward
-passes, and the all-reduces of :mod:`improved_gan.training.distributed` under torchrun. All randomness comes from
-generators whose states are saved in the checkpoint (the global torch RNG drives the noise layers), so a resumed
-run is bit-identical to an uninterrupted one on the CPU.
+passes, channels_last memory order of the conv nets on CUDA (``train.channels_last``), and the all-reduces of
+:mod:`improved_gan.training.distributed` under torchrun. All randomness comes from generators whose states are
+saved in the checkpoint (the global torch RNG drives the noise layers), so a resumed run is bit-identical to an
+uninterrupted one on the CPU.
+
+The batch under torchrun (:mod:`improved_gan.training.batching`): ``data.batch_size`` is the GLOBAL batch. Each of
+the ``W`` ranks takes its slice of ``data.batch_size / W`` examples (:attr:`Trainer.batch_size`) of every batch:
+the real batches are slices of the one global batch the data streams give, and the latent ``z`` (and the points of
+a toy set) are drawn for the whole global batch from a generator seeded alike on every rank, each rank keeping its
+slice. So ``W`` processes see the very data and ``z`` of one process; what differs is the per-example noise of
+D's noise layers (a stream per rank) and layers that couple a batch's examples (they see the rank's slice).
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ from improved_gan.nn import data_dependent_init, virtual_batch_reference
 from improved_gan.optim import make_optimizer
 from improved_gan.regularizers import HistoricalAveraging
 from improved_gan.training import distributed as D_
+from improved_gan.training.batching import per_rank_batch, rank_slice
 from improved_gan.training.config import Config
+from improved_gan.training.device_options import has_conv, to_channels_last
 from improved_gan.training.ema import EMA
 from improved_gan.training.experiment import build_losses, build_networks, is_batch_coupled, uses_vbn
 from improved_gan.training.loss_meter import LossMeter
@@ -82,13 +92,20 @@ class Trainer:
         self.cfg, self.data = cfg, data
         self.device = torch.device(device)
         self.dist = dist or D_.DistInfo()
-        bs, r, w = cfg.data.batch_size, self.dist.rank, self.dist.world_size
+        r, w = self.dist.rank, self.dist.world_size
+        #: this rank's examples of each batch: ``data.batch_size`` (the global batch) over the world size
+        self.batch_size = bs = per_rank_batch(cfg.data.batch_size, w)
+        self._rows = rank_slice(cfg.data.batch_size, w, r)  # this rank's rows of a global batch
 
         # Parameters and the data-dependent init come from the run seed alone: identical on every rank.
         torch.manual_seed(_seed(cfg.seed, 0))
         self.G, self.D = build_networks(cfg, image_shape=data.image_shape, num_classes=data.num_classes)
         self.G.to(self.device)
         self.D.to(self.device)
+        #: conv nets' weights and images in NHWC order (``train.channels_last``, on CUDA only: README, "GPU")
+        self.channels_last = bool(cfg.train.channels_last and self.device.type == "cuda" and has_conv(self.D))
+        if self.channels_last:
+            self._to_channels_last(data)
         self.objectives = build_losses(cfg)
         self.joint_d_pass = not is_batch_coupled(self.D)
         self.vbn = uses_vbn(self.G)
@@ -120,9 +137,10 @@ class Trainer:
             n = data.train_x.shape[0]
             self.unl_batcher = EpochBatcher(n, bs, seed=_seed(cfg.seed, 11), rank=r, world_size=w)
             self.unl2_batcher = EpochBatcher(n, bs, seed=_seed(cfg.seed, 12), rank=r, world_size=w)
-        # Per-rank random streams: z, toy data, and the global RNG that drives noise/dropout layers.
-        self.z_gen = torch.Generator().manual_seed(_seed(cfg.seed, 20, r))
-        self.toy_gen = torch.Generator().manual_seed(_seed(cfg.seed, 21, r))
+        # z and toy points: one stream for the global batch, the same on every rank (each keeps its slice); the
+        # global RNG that drives the noise/dropout layers: a stream per rank.
+        self.z_gen = torch.Generator().manual_seed(_seed(cfg.seed, 20, 0))
+        self.toy_gen = torch.Generator().manual_seed(_seed(cfg.seed, 21, 0))
         torch.manual_seed(_seed(cfg.seed, 22, r))
 
         self.step = 0
@@ -140,6 +158,15 @@ class Trainer:
         # the step's forward passes, optionally through torch.compile (README, "Precision, compilation and time
         # budgets"); self.G and self.D stay the plain modules (state dicts, evaluation)
         self._g, self._d = _compiled(self.G, cfg.train.compile), _compiled(self.D, cfg.train.compile)
+
+    def _to_channels_last(self, data: TrainData) -> None:
+        """G's and D's 4-D weights, and the image sets (a batch indexed from them keeps the layout), in
+        channels_last order."""
+        to_channels_last(self.G)
+        to_channels_last(self.D)
+        if data.train_x is not None:
+            data.train_x = to_channels_last(data.train_x)
+            data.test_x = to_channels_last(data.test_x)
 
     def _init_from_data(self, cfg: Config, data: TrainData) -> None:
         """The VBN reference batch (paper §3.5) and the data-dependent init of G and D, from the run seed."""
@@ -179,10 +206,11 @@ class Trainer:
         return t.to(self.device)
 
     def _real_batch(self, batcher) -> torch.Tensor:
-        """``(B, *image_shape)`` real examples from ``batcher``, or ``(B, 2)`` points of the toy mixture."""
-        bs = self.cfg.data.batch_size
+        """``(B, *image_shape)`` real examples from ``batcher``, or ``(B, 2)`` points of the toy mixture (this
+        rank's slice of a global batch drawn alike on every rank); ``B`` = :attr:`batch_size`."""
         if self.data.toy is not None:
-            return self._to_device(self.data.toy.sample(bs, generator=self.toy_gen))
+            points = self.data.toy.sample(self.cfg.data.batch_size, generator=self.toy_gen)
+            return self._to_device(points[self._rows])
         idx = batcher.next_indices()
         if self.data.train_x.device.type == "cuda":
             idx = self._to_device(idx)
@@ -195,8 +223,14 @@ class Trainer:
         return self.data.train_x[idx].to(self.device), self.data.train_y[idx].to(self.device)
 
     def _z(self, n: int) -> torch.Tensor:
-        # drawn on the CPU generator (the same z on every device, saved in the checkpoint), copied without a sync
-        return self._to_device(self.G.sample_z(n, generator=self.z_gen, device="cpu"))
+        """This rank's rows of the ``(n, z_dim)`` latent batch of a GLOBAL batch of ``n`` (``n / W`` rows).
+
+        Drawn on the CPU generator (the same z on every device, saved in the checkpoint; alike on every rank),
+        copied without a sync."""
+        z = self.G.sample_z(n, generator=self.z_gen, device="cpu")
+        return self._to_device(
+            z[rank_slice(n, self.dist.world_size, self.dist.rank)] if self.dist.enabled else z
+        )
 
     def _vbn_reference(self) -> None:
         """The fixed reference z through the CURRENT G, with gradient (paper §3.5): once per G update."""
@@ -356,11 +390,12 @@ class Trainer:
         """Accuracy of D's K logits on the test set, noise off (eval mode), with the EMA parameters by default.
 
         ``batch_size`` defaults to 1000 for a D without batch-coupled layers (the result does not depend on it)
-        and to the training batch size for one with minibatch discrimination: its features sum over the other
-        examples of the batch, so a test batch of another size would feed D inputs of a scale it never saw.
+        and to the training batch size (this rank's, :attr:`batch_size`) for one with minibatch discrimination:
+        its features sum over the other examples of the batch, so a test batch of another size would feed D inputs
+        of a scale it never saw.
         """
         if batch_size is None:
-            batch_size = 1000 if self.joint_d_pass else self.cfg.data.batch_size
+            batch_size = 1000 if self.joint_d_pass else self.batch_size
         net = self.D_eval if use_ema else self.D
         if use_ema:
             self.ema.copy_to(self.D_eval)
