@@ -306,3 +306,51 @@ def test_toy_data_runs_on_one_thread_unless_the_user_chose(monkeypatch, dataset,
         assert torch.get_num_threads() == expected
     finally:
         torch.set_num_threads(before)
+
+
+def test_evaluate_inception_weights_reach_the_metrics_but_not_the_environment(tmp_path, monkeypatch, capsys):
+    """``evaluate --inception-weights FILE`` is a setting of that evaluation: a missing file is one error line
+    naming it (exit 2), and the option never leaks into ``os.environ`` for later calls in the process."""
+    import os
+
+    from data_files import write_idx_dataset
+    from improved_gan.cli import main
+
+    monkeypatch.delenv("IMPROVED_GAN_INCEPTION_WEIGHTS", raising=False)
+    data = tmp_path / "data"
+    write_idx_dataset(data, n_train=60, n_test=20, seed=2)
+    run = tmp_path / "gan"
+    small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.metrics=none"]
+    assert (
+        main(
+            [
+                "train",
+                "fmnist-gan",
+                "--data-dir",
+                str(data),
+                "--out",
+                str(run),
+                "--steps",
+                "1",
+                "--quiet",
+                *small,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    missing = tmp_path / "no-such-weights.pth"
+    argv = [
+        "evaluate",
+        str(run),
+        "--data-dir",
+        str(data),
+        "--metrics",
+        "inception_score",
+        "--num-samples",
+        "10",
+    ]
+    assert main([*argv, "--inception-weights", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and str(missing) in err[0]
+    assert "IMPROVED_GAN_INCEPTION_WEIGHTS" not in os.environ

@@ -438,13 +438,16 @@ def cmd_resume(args) -> int:
 def cmd_evaluate(args) -> int:
     from improved_gan.training.evaluate import evaluate_run
 
-    if args.inception_weights:
-        os.environ["IMPROVED_GAN_INCEPTION_WEIGHTS"] = args.inception_weights
     names = (
         args.metrics.split(",") if args.metrics else None
     )  # names and aliases: the metric suite parses them
     result = evaluate_run(
-        args.run_dir, metrics=names, num_samples=args.num_samples, data_dir=args.data_dir, device=args.device
+        args.run_dir,
+        metrics=names,
+        num_samples=args.num_samples,
+        data_dir=args.data_dir,
+        device=args.device,
+        inception_weights=args.inception_weights,  # for this call only, never put into the environment
     )
     width = max(len(k) for k in result) if result else 10
     print(f"{'metric':<{width}}  value")

@@ -24,6 +24,7 @@ def evaluate_run(
     num_samples: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
+    inception_weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run; write ``evaluation.json``; return the results.
 
@@ -48,7 +49,12 @@ def evaluate_run(
     if names:
         n = num_samples or cfg.train.eval_samples
         out["num_samples"] = n
-        out.update(sample_metrics(trainer, to_unit, names, data_dir=data_dir, device=device, num_samples=n))
+        settings = {"inception_weights": inception_weights} if inception_weights else {}
+        out.update(
+            sample_metrics(
+                trainer, to_unit, names, data_dir=data_dir, device=device, num_samples=n, **settings
+            )
+        )
     out = _finite(out)
     atomic_write_json(folder.root / "evaluation.json", out)
     return out
@@ -64,10 +70,13 @@ def run_metric_names(cfg) -> tuple[str, ...] | None:
     return parse_names(cfg.train.metrics) if cfg.train.metrics else default_metrics(cfg.data.dataset)
 
 
-def sample_metrics(trainer, to_unit, names, *, data_dir=None, device="cpu", num_samples=None) -> dict:
+def sample_metrics(
+    trainer, to_unit, names, *, data_dir=None, device="cpu", num_samples=None, **settings
+) -> dict:
     """The metrics ``names`` of ``num_samples`` (default ``train.eval_samples``) samples of the trainer's
     generator drawn with :data:`improved_gan.sampling.EVAL_SEED`: the training loop's evaluation and
-    ``improved-gan evaluate`` both call this. Under torchrun the feature extraction is split across ranks."""
+    ``improved-gan evaluate`` both call this. Under torchrun the feature extraction is split across ranks.
+    ``settings``: network settings of :func:`~improved_gan.metrics.compute_metrics` (``inception_weights``)."""
     from improved_gan.metrics.registry import compute_metrics
     from improved_gan.sampling import EVAL_SEED
 
@@ -77,7 +86,7 @@ def sample_metrics(trainer, to_unit, names, *, data_dir=None, device="cpu", num_
     samples = to_unit(x)  # images in [0, 1] (N, C, H, W), or points (N, 2) (to_unit is the identity)
     shard = trainer.dist.world_size > 1
     return compute_metrics(
-        names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device, shard=shard
+        names, samples, dataset=cfg.data.dataset, data_dir=data_dir, device=device, shard=shard, **settings
     )
 
 
