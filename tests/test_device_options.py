@@ -155,8 +155,12 @@ def test_a_failed_write_is_raised_once_on_the_next_call_and_keeps_the_good_file(
 def test_a_verification_mismatch_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "last.pt"
     DO.write_verified(target, b"good bytes")
-    real = DO._read_back
-    monkeypatch.setattr(DO, "_read_back", lambda p: real(p)[:-1] + b"X")  # a disk that corrupts the last byte
+    from improved_gan.training import checkpoint
+
+    real = checkpoint._read_back
+    monkeypatch.setattr(
+        checkpoint, "_read_back", lambda p: real(p)[:-1] + b"X"
+    )  # a disk that corrupts the last byte
     writer = DO.AsyncCheckpointWriter()
     writer.submit(_state(1), target)
     with pytest.raises(StorageError, match="last.pt.*differ"):

@@ -495,7 +495,7 @@ def cmd_ablate(args) -> int:
         # the runs as separate processes (or a SLURM job array); run_ablation below then finds them finished
         # and writes the table, or resumes in this process a run that a launched process did not finish
         from improved_gan.sweeps.ablation import launch_ablation
-        from improved_gan.sweeps.command import slurm_options, sweep_device
+        from improved_gan.sweeps.command import slurm_options, stopped, sweep_device
         from improved_gan.sweeps.launch import SweepStopped
 
         try:
@@ -515,12 +515,7 @@ def cmd_ablate(args) -> int:
                 progress=None if args.quiet else print,
             )
         except SweepStopped as exc:
-            command = shlex.join(["improved-gan", *(getattr(args, "argv", None) or sys.argv[1:])])
-            print(
-                f"stopped by {exc}: the runs under way wrote their checkpoints; continue with: {command}",
-                file=sys.stderr,
-            )
-            return exc.exit_code
+            return stopped(exc, shlex.join(["improved-gan", *(getattr(args, "argv", None) or sys.argv[1:])]))
     with _ContinueAblationOnStop(args, out):
         result = run_ablation(
             args.preset,

@@ -71,6 +71,15 @@ def add_launcher_options(p, _positive_int) -> None:
     )
 
 
+def stopped(exc, command: str) -> int:
+    """Print how a sweep stopped by a signal continues; returns its exit status (128 + the signal)."""
+    print(
+        f"stopped by {exc}: the runs under way wrote their checkpoints; continue with: {command}",
+        file=sys.stderr,
+    )
+    return exc.exit_code
+
+
 def slurm_options(args):
     """The :class:`~improved_gan.sweeps.launch.SlurmOptions` of parsed :func:`add_launcher_options` options."""
     from improved_gan.sweeps.launch import SlurmOptions
@@ -150,11 +159,7 @@ def run_reproduce(args) -> int:
             progress=say,
         )
     except SweepStopped as exc:
-        print(
-            f"stopped by {exc}: the runs under way wrote their checkpoints; continue with: {command}",
-            file=sys.stderr,
-        )
-        return exc.exit_code
+        return stopped(exc, command)
     print(result["markdown"])
     print(f"wrote {out / 'table.md'}, table.csv, table.json, table.png")
     failed = [k for k, r in result["launch"].items() if r.get("state") == "failed"]

@@ -13,6 +13,7 @@ is refused with :class:`~improved_gan.errors.CheckpointError` (never unpickled: 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -53,11 +54,19 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
     return StorageError(f"{path}: cannot write ({reason})")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def _read_back(path: Path) -> bytes:
+    """The bytes of ``path`` as the disk returns them (tests replace it to simulate a corrupting disk)."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, verify: bool = False) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
 
     The mode follows the umask; on any failure (OSError, or an interrupt) the temporary file is removed and the
-    previous ``path`` is left as it was. OSError is raised as :class:`StorageError` naming ``path``.
+    previous ``path`` is left as it was. OSError is raised as :class:`StorageError` naming ``path``. With
+    ``verify``, the temporary file is read back and compared (SHA-256) with ``data`` before the rename; a
+    difference is a :class:`StorageError` and leaves ``path`` unchanged.
     """
     path = Path(path)
     tmp = None
@@ -69,6 +78,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if verify and hashlib.sha256(_read_back(Path(tmp))).digest() != hashlib.sha256(data).digest():
+            raise StorageError(f"{path}: the bytes read back differ from those written (file left unchanged)")
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:

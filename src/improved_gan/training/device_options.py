@@ -19,10 +19,8 @@ drift apart, as GAN trajectories amplify differences. ``deterministic=True`` ask
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,40 +174,13 @@ def _default_serialize(state: Any) -> bytes:
     return data
 
 
-def _read_back(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def write_verified(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and verified: a temporary file in the same folder, fsync, read back
     and compared (SHA-256) with ``data``, and only then renamed over ``path``. On any failure the temporary file is
     removed, ``path`` keeps its previous content and :class:`~improved_gan.errors.StorageError` names ``path``."""
-    from improved_gan.errors import StorageError
-    from improved_gan.training.checkpoint import current_umask, storage_error
+    from improved_gan.training.checkpoint import atomic_write_bytes
 
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if hashlib.sha256(_read_back(Path(tmp))).digest() != hashlib.sha256(data).digest():
-            raise StorageError(f"{path}: the bytes read back differ from those written (file left unchanged)")
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise storage_error(path, exc) from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    atomic_write_bytes(path, data, verify=True)
 
 
 class AsyncCheckpointWriter:
