@@ -37,6 +37,12 @@ class ModelConfig:
     minibatch_kernel_dim: int = 5
     generator_norm: str = "batch"  # batch | virtual | none  (virtual = VBN, paper §3.5)
     init_batch: int = 500  # examples for the data-dependent initialisation (reference: trainx[:500])
+    data_init: bool = (
+        True  # data-dependent init of the weight-normalised layers (reference); False: g 1, bias 0
+    )
+    generator_output: str = (
+        "sigmoid"  # sigmoid (reference) | softplus: the MNIST generator's last nonlinearity
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class TrainConfig:
     sample_grid: int = 100  # images in each samples/*.png grid
     precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of the step's forward passes (README)
     compile: str = "off"  # off | default | reduce-overhead: torch.compile of the step's G and D passes
+    # > 0: a second generator update (new z, same real batch) whenever the feature-matching loss exceeds this,
+    # from the third epoch of unlabelled data on; 0 = off (reference)
+    extra_generator_step: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ _CHOICES = {
     "kind": ("ssl", "gan"),
     "model.arch": ("mnist", "cifar", "svhn", "dcgan", "toy"),
     "model.generator_norm": ("batch", "virtual", "none"),
+    "model.generator_output": ("sigmoid", "softplus"),
     "loss.generator": ("feature_matching", "nonsaturating"),
     "loss.feature_distance": ("l2", "mse", "l1"),
     "optim.name": ("reference_adam", "adam"),
@@ -193,6 +203,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"loss.real_target={flat['loss.real_target']}: expected a number in (0, 1]")
     if not 0.0 <= flat["optim.decay_start"] <= 1.0:
         raise ConfigError(f"optim.decay_start={flat['optim.decay_start']}: expected a fraction in [0, 1]")
+    if flat["train.extra_generator_step"] < 0:
+        raise ConfigError(f"train.extra_generator_step={flat['train.extra_generator_step']}: expected >= 0")
+    if cfg.model.generator_output != "sigmoid" and cfg.model.arch != "mnist":
+        raise ConfigError("model.generator_output=softplus: only for model.arch=mnist")
     if flat["loss.historical_averaging"] < 0 or flat["loss.unsupervised_weight"] < 0:
         raise ConfigError("loss weights must be non-negative")
     if cfg.kind == "ssl" and (not cfg.loss.use_labels or cfg.data.labels_per_class == 0):

@@ -29,7 +29,9 @@ def build_networks(
     mbd = dict(minibatch_kernels=m.minibatch_kernels, minibatch_kernel_dim=m.minibatch_kernel_dim)
     if m.arch == "mnist":
         shape = tuple(image_shape)
-        g = models.MnistGenerator(z_dim=m.z_dim, out_shape=shape, norm=m.generator_norm)
+        g = models.MnistGenerator(
+            z_dim=m.z_dim, out_shape=shape, norm=m.generator_norm, output=m.generator_output
+        )
         d = models.MnistDiscriminator(num_outputs=k, **mbd)
     elif m.arch == "cifar":
         g = models.CifarGenerator(z_dim=m.z_dim, norm=m.generator_norm)

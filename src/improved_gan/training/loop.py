@@ -103,8 +103,9 @@ class Trainer:
             if self.vbn:
                 with virtual_batch_reference(self.G):
                     self.G(self.z_ref)
-            data_dependent_init(self.G, z_init)
-            data_dependent_init(self.D, x_init)
+            if cfg.model.data_init:  # else g = 1 and bias = 0 in every weight-normalised layer
+                data_dependent_init(self.G, z_init)
+                data_dependent_init(self.D, x_init)
         D_.broadcast_module(self.G, self.dist)
         D_.broadcast_module(self.D, self.dist)
 
@@ -269,6 +270,26 @@ class Trainer:
         self.opt_d.step()
 
         # ---- generator step (D frozen: no weight gradients for D)
+        x_unl2 = None
+        if self.objectives.feature_matching:
+            x_unl2 = self._real_batch(getattr(self, "unl2_batcher", None))
+        loss_g = self._generator_update(x_unl2)
+        extra = cfg.train.extra_generator_step
+        if extra > 0 and x_unl2 is not None and self.unl_batcher.epoch >= 2 and float(loss_g) > extra:
+            # a second update on the same real batch while feature matching lags (off in the reference code)
+            self._generator_update(x_unl2)
+
+        self.ema.update()
+        if self.ha_d is not None:
+            self.ha_d.update()
+            self.ha_g.update()
+        self.step += 1
+        return self._record_losses({"loss_d": loss_d, "loss_g": loss_g, **parts_d}, lr)
+
+    def _generator_update(self, x_unl2: torch.Tensor | None) -> torch.Tensor:
+        """One generator update on fresh z (and, with feature matching, the real batch ``x_unl2``
+        ``(B, C, H, W)``); returns its loss (0-dim tensor)."""
+        cfg, bs = self.cfg, self.cfg.data.batch_size
         for p in self._d_trainable:
             p.requires_grad_(False)
         try:
@@ -276,7 +297,6 @@ class Trainer:
                 x_gen = self._g(self._z(bs))
                 logits_gen, f_fake = self._d(x_gen)
                 if self.objectives.feature_matching:
-                    x_unl2 = self._real_batch(getattr(self, "unl2_batcher", None))
                     with torch.no_grad():
                         f_real = self._d(x_unl2)[1]
             logits_gen = logits_gen.float()
@@ -299,13 +319,7 @@ class Trainer:
         D_.average_gradients(self.G, self.dist)
         self.opt_g.step()
         D_.average_buffers(self.G, self.dist)
-
-        self.ema.update()
-        if self.ha_d is not None:
-            self.ha_d.update()
-            self.ha_g.update()
-        self.step += 1
-        return self._record_losses({"loss_d": loss_d, "loss_g": loss_g, **parts_d}, lr)
+        return loss_g
 
     def _record_losses(self, values: dict[str, torch.Tensor], lr: float) -> dict[str, Any]:
         """Add the step's losses to the sums since the last evaluation and watch for non-finite values.
