@@ -13,6 +13,7 @@ from improved_gan.nn import WeightNormLinear
 from improved_gan.training.config import override
 from improved_gan.training.loop import TrainData, Trainer
 from improved_gan.training.presets import get_preset
+from run_checks import assert_tensors_equal
 
 N_TRAIN, BATCH = 40, 10
 
@@ -92,3 +93,24 @@ def test_extra_generator_update_from_the_third_epoch_when_the_loss_exceeds_the_t
     p = next(iter(trainer.G.parameters()))
     assert trainer.opt_g.state[p]["step"] == steps + extra
     assert trainer.opt_d.state[next(iter(trainer.D.parameters()))]["step"] == steps
+
+
+def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
+    sets = (
+        "model.data_init=false",
+        "model.generator_output=softplus",
+        "train.extra_generator_step=1e-12",
+        "optim.name=adam",
+    )
+    full = Trainer(_cfg(*sets), _data())
+    for _ in range(11):
+        full.train_step()
+    part = Trainer(_cfg(*sets), _data())
+    for _ in range(6):
+        part.train_step()
+    torch.save(part.state_dict(), tmp_path / "ckpt.pt")
+    resumed = Trainer(_cfg(*sets), _data())
+    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    for _ in range(5):
+        resumed.train_step()
+    assert_tensors_equal(full.state_dict(), resumed.state_dict())
