@@ -51,6 +51,9 @@ def test_paper_recipes():
     assert m.train.ema_decay == 0.9999 and m.loss.feature_distance == "mse"
     # fmnist-ssl is the same recipe on another data set
     assert diff_fields(m, get_preset("fmnist-ssl")) == {"data.dataset"}
+    # mnist-ssl-fast departs from the reference in the generator's output nonlinearity alone
+    assert diff_fields(m, get_preset("mnist-ssl-fast")) == {"model.generator_output"}
+    assert get_preset("mnist-ssl-fast").model.generator_output == "softplus"
     c = get_preset("cifar10-ssl")
     assert c.data.labels_per_class * 10 == 4000 and c.optim.lr == 0.0003 and c.loss.feature_distance == "l1"
     assert c.optim.decay_start == pytest.approx(2 / 3) and c.train.steps == 1200 * 500

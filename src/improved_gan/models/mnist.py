@@ -129,6 +129,8 @@ class MnistGenerator(Generator):
         hidden: widths of the dense layers (reference 500-500).
         out_shape: output image shape; its product is the output layer's width (784).
         norm: "batch" (reference), "virtual" (VBN, paper §3.5) or "none".
+        output: "sigmoid" (reference: images in (0, 1)) or "softplus" (images in (0, inf), as the PyTorch port
+            Sleepychord/ImprovedGAN-pytorch; near-binary digits are reached without saturating a sigmoid).
     """
 
     def __init__(
@@ -138,9 +140,13 @@ class MnistGenerator(Generator):
         hidden: tuple[int, ...] = (500, 500),
         out_shape: tuple[int, ...] = (1, 28, 28),
         norm: str = "batch",
+        output: str = "sigmoid",
     ) -> None:
         super().__init__()
         check_norm("MnistGenerator", norm)
+        if output not in ("sigmoid", "softplus"):
+            raise ValueError(f"MnistGenerator: output must be 'sigmoid' or 'softplus', got {output!r}")
+        self.output = output
         if z_dim < 1 or not hidden:
             raise ValueError(f"MnistGenerator: need z_dim >= 1 and a hidden layer, got {z_dim}, {hidden}")
         self.z_dim, self.out_shape, self.norm = z_dim, tuple(out_shape), norm
@@ -163,5 +169,6 @@ class MnistGenerator(Generator):
         h = z
         for dense, norm in zip(self.dense, self.norms):
             h = F.softplus(norm(dense(h)))  # (N, H_l)
-        x = torch.sigmoid(self.out(h))  # (N, 784)
+        t = self.out(h)  # (N, 784)
+        x = torch.sigmoid(t) if self.output == "sigmoid" else F.softplus(t)
         return x.reshape(z.shape[0], *self.out_shape)  # (N, 1, 28, 28)

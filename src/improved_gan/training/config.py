@@ -64,6 +64,12 @@ class ModelConfig:
         None  # train D's hidden weight-norm scales (reference: False; toy: True)
     )
     minibatch_median: float | None = None  # toy: median pairwise distance the minibatch init aims at (1.0)
+    data_init: bool = (
+        True  # data-dependent init of the weight-normalised layers (reference); False: g 1, bias 0
+    )
+    generator_output: str = (
+        "sigmoid"  # sigmoid (reference) | softplus: the MNIST generator's last nonlinearity
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ class TrainConfig:
     # CUDA: periodic checkpoints serialised and written by a background thread (atomic, verified; a failed write is
     # reported at the next checkpoint); the stop's and the final checkpoint, and all on the CPU, are written in line
     async_checkpoints: bool = True
+    # > 0: a second generator update (new z, same real batch) whenever the feature-matching loss exceeds this,
+    # from the third epoch of unlabelled data on; 0 = off (reference)
+    extra_generator_step: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ _CHOICES = {
     "model.arch": ("mnist", "cifar", "svhn", "dcgan", "toy"),
     "model.generator_norm": ("batch", "virtual", "none"),
     "loss.generator": ("feature_matching", "nonsaturating", "saturating"),
+    "model.generator_output": ("sigmoid", "softplus"),
     "loss.feature_distance": ("l2", "mse", "l1"),
     "optim.name": ("reference_adam", "adam"),
     "train.precision": ("fp32", "bf16"),
@@ -255,6 +265,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"loss.real_target={flat['loss.real_target']}: expected a number in (0, 1]")
     if not 0.0 <= flat["optim.decay_start"] <= 1.0:
         raise ConfigError(f"optim.decay_start={flat['optim.decay_start']}: expected a fraction in [0, 1]")
+    if flat["train.extra_generator_step"] < 0:
+        raise ConfigError(f"train.extra_generator_step={flat['train.extra_generator_step']}: expected >= 0")
+    if cfg.model.generator_output != "sigmoid" and cfg.model.arch != "mnist":
+        raise ConfigError("model.generator_output=softplus: only for model.arch=mnist")
     if flat["loss.historical_averaging"] < 0 or flat["loss.unsupervised_weight"] < 0:
         raise ConfigError("loss weights must be non-negative")
     _validate_model_options(cfg)

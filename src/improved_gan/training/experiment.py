@@ -42,7 +42,9 @@ def build_networks(
     )
     if m.arch == "mnist":  # its generator's output layer is not data-initialised: the scale is D's only
         shape = tuple(image_shape)
-        g = models.MnistGenerator(z_dim=m.z_dim, out_shape=shape, norm=m.generator_norm)
+        g = models.MnistGenerator(
+            z_dim=m.z_dim, out_shape=shape, norm=m.generator_norm, output=m.generator_output
+        )
         d = models.MnistDiscriminator(num_outputs=k, **mbd, **opts)
     elif m.arch == "cifar":
         g = models.CifarGenerator(z_dim=m.z_dim, norm=m.generator_norm, **g_opts)

@@ -37,6 +37,12 @@ from improved_gan.training.config import (
 # ----------------------------------------------------------------------------------------------- semi-supervised
 _MNIST_SSL = Config(preset="mnist-ssl", data=DataConfig(dataset="mnist"))
 _FMNIST_SSL = replace(_MNIST_SSL, preset="fmnist-ssl", data=DataConfig(dataset="fashion-mnist"))
+# mnist-ssl with the generator ending in a softplus instead of the reference's sigmoid (as the PyTorch port
+# Sleepychord/ImprovedGAN-pytorch does): on real MNIST digits it learns much faster per step (README, "Learning
+# speed per step"); the reference-faithful mnist-ssl stays the one the paper's numbers are compared with.
+_MNIST_SSL_FAST = replace(
+    _MNIST_SSL, preset="mnist-ssl-fast", model=replace(_MNIST_SSL.model, generator_output="softplus")
+)
 _CIFAR_SSL = Config(
     preset="cifar10-ssl",
     data=DataConfig(dataset="cifar10", labels_per_class=400),
@@ -149,6 +155,10 @@ _VARIANTS_OF = {
 _BASE: dict[str, tuple[Config, str]] = {
     "fmnist-ssl": (_FMNIST_SSL, "the paper's MNIST recipe on Fashion-MNIST, 100 labels (paper §5)"),
     "mnist-ssl": (_MNIST_SSL, "the paper's MNIST recipe, 100 labels; user-supplied MNIST IDX files"),
+    "mnist-ssl-fast": (
+        _MNIST_SSL_FAST,
+        "mnist-ssl with a softplus generator output: learns faster per step on digits (not the paper's recipe)",
+    ),
     "cifar10-ssl": (_CIFAR_SSL, "the reference CIFAR-10 recipe, 4000 labels; user-supplied CIFAR-10"),
     "svhn-ssl": (_SVHN_SSL, "the reference SVHN recipe, 1000 labels; user-supplied SVHN .mat files"),
     "fmnist-gan": (

@@ -183,8 +183,9 @@ class Trainer:
             if self.vbn:
                 with virtual_batch_reference(self.G):
                     self.G(self.z_ref)
-            data_dependent_init(self.G, z_init)
-            data_dependent_init(self.D, x_init)
+            if cfg.model.data_init:  # else g = 1 and bias = 0 in every weight-normalised layer
+                data_dependent_init(self.G, z_init)
+                data_dependent_init(self.D, x_init)
 
     def _labeled_indices(self, labels: torch.Tensor) -> torch.Tensor:
         """The labelled subset (balanced, seeded as in the reference code), or every example for ``-1``."""
@@ -287,8 +288,22 @@ class Trainer:
                 with self._autocast():
                     self._vbn_reference()
             loss_g = self.g_step()
+        if self._extra_generator_step_due(loss_g):
+            # a further update on fresh z and the same real batch while feature matching lags (the public
+            # PyTorch port does this; the reference code does not: train.extra_generator_step = 0)
+            with self._autocast():
+                self._vbn_reference()
+            self.g_step(x_real=self._g_real)
         self.step += 1
         return self.meter.add(self.step, {"loss_d": loss_d, "loss_g": loss_g, "lr": lr, **parts_d})
+
+    def _extra_generator_step_due(self, loss_g: torch.Tensor) -> bool:
+        """``train.extra_generator_step`` > 0 with feature matching, from the third epoch of unlabelled data on,
+        and the feature-matching loss above it. Reads ``loss_g`` (a host synchronisation on CUDA), only when on."""
+        extra = self.cfg.train.extra_generator_step
+        if extra <= 0 or not self.objectives.feature_matching:
+            return False
+        return self.unl_batcher.epoch >= 2 and float(loss_g) > extra
 
     def d_step(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One discriminator update on real (labelled, unlabelled) and generated batches; returns
@@ -321,9 +336,10 @@ class Trainer:
             self.ha_d.update()
         return loss_d, parts
 
-    def g_step(self) -> torch.Tensor:
+    def g_step(self, x_real: torch.Tensor | None = None) -> torch.Tensor:
         """One generator update against the current D (D frozen: no weight gradients); returns ``loss_g``
-        (0-dim; with historical averaging, its penalty included)."""
+        (0-dim; with historical averaging, its penalty included). Feature matching compares with ``x_real``
+        ``(B, *image_shape)``, by default a fresh unlabelled batch (kept as ``_g_real`` for an extra update)."""
         for p in self._d_trainable:
             p.requires_grad_(False)
         try:
@@ -331,7 +347,9 @@ class Trainer:
                 x_gen = self._g(self._z(self.cfg.data.batch_size))
                 logits_gen, f_fake = self._d(x_gen)
                 if self.objectives.feature_matching:
-                    x_real = self._real_batch(getattr(self, "unl2_batcher", None))
+                    if x_real is None:
+                        x_real = self._real_batch(getattr(self, "unl2_batcher", None))
+                    self._g_real = x_real
                     with torch.no_grad():
                         f_real = self._d(x_real)[1]
             logits_gen = logits_gen.float()

@@ -1,0 +1,116 @@
+"""The semi-supervised recipe's switches that depart from the reference code (README, "Learning speed per step"):
+no data-dependent init, a softplus generator output, an extra generator update while feature matching lags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from improved_gan.training.trainer import TrainData, Trainer
+
+from improved_gan.errors import ConfigError
+from improved_gan.models import MnistGenerator
+from improved_gan.nn import WeightNormLinear
+from improved_gan.training.config import override
+from improved_gan.training.presets import get_preset
+from run_checks import assert_tensors_equal
+
+N_TRAIN, BATCH = 40, 10
+
+
+def _data() -> TrainData:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(N_TRAIN, 1, 28, 28, generator=gen)
+    return TrainData(
+        name="mnist",
+        image_shape=(1, 28, 28),
+        num_classes=10,
+        train_x=x,
+        train_y=torch.arange(N_TRAIN) % 10,
+        test_x=torch.rand(7, 1, 28, 28, generator=gen),
+        test_y=torch.arange(7) % 10,
+    )
+
+
+def _cfg(*sets: str):
+    base = [f"data.batch_size={BATCH}", "model.init_batch=20", "data.labels_per_class=1"]
+    return override(get_preset("mnist-ssl"), [*base, *sets])
+
+
+def test_defaults_are_the_reference_choices():
+    m, t = get_preset("mnist-ssl").model, get_preset("mnist-ssl").train
+    assert m.data_init is True and m.generator_output == "sigmoid" and t.extra_generator_step == 0.0
+
+
+@pytest.mark.parametrize("data_init", [True, False])
+def test_without_data_init_every_weight_norm_layer_keeps_scale_one_and_bias_zero(data_init):
+    trainer = Trainer(_cfg(f"model.data_init={data_init}"), _data())
+    layers = [m for m in trainer.D.modules() if isinstance(m, WeightNormLinear)]
+    assert len(layers) == 6
+    for layer in layers:
+        g, bias = layer.g.detach().numpy(), layer.bias.detach().numpy()
+        if data_init:  # set from the init batch: far from the defaults
+            assert np.abs(g - 1.0).max() > 0.1 and np.abs(bias).max() > 0.1
+        else:
+            np.testing.assert_array_equal(g, np.ones(layer.out_features))
+            np.testing.assert_array_equal(bias, np.zeros(layer.out_features))
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softplus"])
+def test_generator_output_nonlinearity(output):
+    torch.manual_seed(0)
+    g = MnistGenerator(output=output).eval()
+    pre = {}
+
+    def keep(_module, _inputs, out):
+        pre["t"] = out.detach().numpy().copy()  # the output layer's pre-activation (N, 784)
+
+    g.out.register_forward_hook(keep)
+    z = g.sample_z(5, generator=torch.Generator().manual_seed(1))
+    x = g(z).detach().numpy().reshape(5, -1).astype(np.float64)
+    t = pre["t"].astype(np.float64)
+    expected = 1.0 / (1.0 + np.exp(-t)) if output == "sigmoid" else np.log1p(np.exp(t))
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_softplus_output_only_for_the_mnist_networks():
+    with pytest.raises(ConfigError, match="model.generator_output"):
+        override(get_preset("cifar10-ssl"), ["model.generator_output=softplus"])
+    with pytest.raises(ConfigError, match="train.extra_generator_step"):
+        _cfg("train.extra_generator_step=-1")
+
+
+@pytest.mark.parametrize("threshold,always", [(1e-12, True), (1e12, False)])
+def test_extra_generator_update_from_the_third_epoch_when_the_loss_exceeds_the_threshold(threshold, always):
+    steps = 11
+    trainer = Trainer(_cfg(f"train.extra_generator_step={threshold}"), _data())
+    for _ in range(steps):
+        trainer.train_step()
+    # steps 1..4 draw epoch 0, 5..8 epoch 1, 9.. epoch 2 of the 4-batch unlabelled set: from step 9 on, a
+    # feature-matching loss above 1e-12 earns a second generator update, one above 1e12 never does
+    batches_per_epoch = N_TRAIN // BATCH
+    extra = sum(1 for s in range(steps) if s // batches_per_epoch >= 2) if always else 0
+    p = next(iter(trainer.G.parameters()))
+    assert trainer.opt_g.state[p]["step"] == steps + extra
+    assert trainer.opt_d.state[next(iter(trainer.D.parameters()))]["step"] == steps
+
+
+def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
+    sets = (
+        "model.data_init=false",
+        "model.generator_output=softplus",
+        "train.extra_generator_step=1e-12",
+        "optim.name=adam",
+    )
+    full = Trainer(_cfg(*sets), _data())
+    for _ in range(11):
+        full.train_step()
+    part = Trainer(_cfg(*sets), _data())
+    for _ in range(6):
+        part.train_step()
+    torch.save(part.state_dict(), tmp_path / "ckpt.pt")
+    resumed = Trainer(_cfg(*sets), _data())
+    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    for _ in range(5):
+        resumed.train_step()
+    assert_tensors_equal(full.state_dict(), resumed.state_dict())
