@@ -54,11 +54,16 @@ def resize_bilinear_tf1(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
     y0, y1, dy = axis(x.shape[2], size[0])
     x0, x1, dx = axis(x.shape[3], size[1])
-    top, bottom = x.index_select(2, y0), x.index_select(2, y1)  # (N, C, out_h, W)
     dx = dx.view(1, 1, 1, -1)  # (1, 1, 1, out_w)
-    top = top.index_select(3, x0) + (top.index_select(3, x1) - top.index_select(3, x0)) * dx
-    bottom = bottom.index_select(3, x0) + (bottom.index_select(3, x1) - bottom.index_select(3, x0)) * dx
-    return top + (bottom - top) * dy.view(1, 1, -1, 1)  # (N, C, out_h, out_w)
+
+    def rows(y: torch.Tensor) -> torch.Tensor:
+        """Source rows ``y``, interpolated along the width: (N, C, out_h, out_w)."""
+        r = x.index_select(2, y)  # (N, C, out_h, W)
+        left = r.index_select(3, x0)
+        return left + (r.index_select(3, x1) - left) * dx
+
+    top = rows(y0)
+    return top + (rows(y1) - top) * dy.view(1, 1, -1, 1)  # (N, C, out_h, out_w)
 
 
 class BasicConv2d(nn.Module):
@@ -70,7 +75,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        return F.relu(self.bn(self.conv(x)), inplace=True)  # in place: batch norm's output is a fresh tensor
 
 
 def _avg_pool(x: torch.Tensor) -> torch.Tensor:
