@@ -17,8 +17,9 @@ The real weights cannot be downloaded here, so a randomly initialised network (`
 saved in torch-fidelity's format (``weights-inception-2015-12-05-6726825d.pth``); the cost does not depend on
 the values. One warm-up batch each, then ``--rounds`` timed passes over all images, interleaved and in an order
 that alternates between rounds (ours, theirs; theirs, ours; ...), so that drifts of a shared machine's speed
-hit both alike. Reports the median images/s of each, their ratio, and the largest absolute difference of the
-2048-d features. torch-fidelity needs a torchvision built for this torch; when ``torch_fidelity`` does not
+hit both alike. Reports the median images/s of each, their ratio, the largest absolute difference of the
+2048-d features, and each one's largest difference from the same network run in float64 on the first
+``--reference-images`` images (the scale of float32 rounding through the 94 layers). torch-fidelity needs a torchvision built for this torch; when ``torch_fidelity`` does not
 import, the script says so and exits 0 without measuring. Prints a table and writes JSON (default
 ``benchmarks/results/feature_extraction_vs_fidelity.json``).
 """
@@ -26,6 +27,7 @@ import, the script says so and exits 0 without measuring. Prints a table and wri
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import statistics
 import sys
@@ -89,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes of each extractor")
     parser.add_argument("--source", choices=("fashion-mnist", "random"), default="fashion-mnist")
+    parser.add_argument(
+        "--reference-images",
+        type=int,
+        default=16,
+        help="images also run in float64 to size the rounding error",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     if args.n < 1 or args.batch_size < 1 or args.rounds < 1 or args.threads < 1:
@@ -146,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     a, b = outputs["improved-gan"], outputs["torch-fidelity"]
     max_abs = float(np.abs(a - b).max())
     scale = float(np.abs(b).max())
+    # float32 rounding through 94 layers: how far each is from the same network run in float64
+    m = min(args.n, args.reference_images)
+    net64 = copy.deepcopy(scorer.net).double()
+    with torch.no_grad():
+        ref = net64.pool_features(images[:m]).numpy()  # (m, 2048) float64
+    float64_error = {name: float(np.abs(out[:m] - ref).max()) for name, out in outputs.items()}
     rows = []
     for name in names:
         med = statistics.median(seconds[name])
@@ -190,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             "speed_ratio_ours_over_theirs": ratio,
             "max_abs_feature_difference": max_abs,
             "max_abs_feature": scale,
+            "float64_reference_images": m,
+            "max_abs_difference_from_float64": float64_error,
         },
     )
     return 0

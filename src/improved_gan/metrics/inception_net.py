@@ -256,14 +256,19 @@ class InceptionV3TF2015(nn.Module):
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
         self.fc = nn.Linear(2048, NUM_CLASSES)
+        # Channels-last layout (memory order N, H, W, C) for the convolution weights and the activations: the
+        # CPU convolutions (oneDNN) run it without reordering each layer's input, about a quarter faster on one
+        # thread; the values agree with the default layout to float32 rounding (summation order only).
+        self.to(memory_format=torch.channels_last)
         self.eval()
 
     def pool_features(self, images: torch.Tensor) -> torch.Tensor:
         """RGB ``images`` (N, 3, H, W) in [0, 255] (float or uint8) -> pool3 features (N, 2048)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"Inception-v3 expects RGB images (N, 3, H, W), got {tuple(images.shape)}")
-        x = resize_bilinear_tf1(images.float(), (self.input_size,) * 2)  # (N, 3, 299, 299)
-        x = (x - 128) / 128
+        dtype = self.fc.weight.dtype  # float32; float64 after .double() (an accuracy reference)
+        x = resize_bilinear_tf1(images.to(dtype), (self.input_size,) * 2)  # (N, 3, 299, 299)
+        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)  # see __init__
         x = _chain(x, self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3)  # (N, 64, 147, 147)
         x = F.max_pool2d(x, 3, stride=2)  # (N, 64, 73, 73)
         x = _chain(x, self.Conv2d_3b_1x1, self.Conv2d_4a_3x3)  # (N, 192, 71, 71)
