@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"max |feature difference| over {a.shape[0]} x {a.shape[1]}: {max_abs:.3g} (largest |feature| {scale:.3g})"
     )
+    print(
+        f"max |difference from float64| on the first {m} images: "
+        + ", ".join(f"{name} {err:.3g}" for name, err in float64_error.items())
+    )
     write_json(
         args.json,
         {
