@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gzip
+import importlib.metadata
 import statistics
 import sys
 import tempfile
@@ -60,6 +61,13 @@ def _images(source: str, n: int) -> torch.Tensor:
     return torch.randint(
         0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _random_network(calibration: torch.Tensor) -> torch.nn.Module:
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
+    import improved_gan
     from improved_gan.metrics import features
     from improved_gan.metrics.inception import WEIGHTS_NAME
 
@@ -173,10 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     ratio = rows[0]["images_per_second"] / rows[1]["images_per_second"]
     info = machine_info(torch.device("cpu"))
-    versions = {"torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__}
+    versions = {
+        "improved_gan": improved_gan.__version__,
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "torch_fidelity": torch_fidelity.__version__,
+    }
     print(
         f"{args.n} {args.source} images, batch {bs}, {args.threads} thread(s), {args.rounds} interleaved rounds, "
-        f"torch {versions['torch']}, torch-fidelity {versions['torch_fidelity']}, {info['cpu']}, "
+        f"improved-gan {versions['improved_gan']}, torch {versions['torch']}, torchvision "
+        f"{versions['torchvision']}, torch-fidelity {versions['torch_fidelity']}, {info['cpu']}, "
         f"load average {info['load_average_1_5_15_min']}"
     )
     print(f"{'extractor':<15}  {'median s':>8}  {'images/s':>8}  seconds per round")
