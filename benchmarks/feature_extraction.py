@@ -8,8 +8,8 @@ Inception-v3 graph randomly initialised (the real weights are not shipped; the c
 values). Each N runs in a fresh process: one warm-up batch, then the timed pass over all N images; the extra
 peak memory (peak during the pass minus memory before it, see ``benchmarks/_common.py``) shows that memory is
 bounded by the batch, not by N. Prints a table and writes JSON (default
-``benchmarks/results/feature_extraction.json``). torch-fidelity is not measured here: it needs its own
-environment (a torchvision built for this torch).
+``benchmarks/results/feature_extraction.json``). The comparison with torch-fidelity is
+``benchmarks/feature_extraction_vs_fidelity.py`` (it needs torch-fidelity and a torchvision built for this torch).
 """
 
 from __future__ import annotations

@@ -54,11 +54,16 @@ def resize_bilinear_tf1(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
     y0, y1, dy = axis(x.shape[2], size[0])
     x0, x1, dx = axis(x.shape[3], size[1])
-    top, bottom = x.index_select(2, y0), x.index_select(2, y1)  # (N, C, out_h, W)
     dx = dx.view(1, 1, 1, -1)  # (1, 1, 1, out_w)
-    top = top.index_select(3, x0) + (top.index_select(3, x1) - top.index_select(3, x0)) * dx
-    bottom = bottom.index_select(3, x0) + (bottom.index_select(3, x1) - bottom.index_select(3, x0)) * dx
-    return top + (bottom - top) * dy.view(1, 1, -1, 1)  # (N, C, out_h, out_w)
+
+    def rows(y: torch.Tensor) -> torch.Tensor:
+        """Source rows ``y``, interpolated along the width: (N, C, out_h, out_w)."""
+        r = x.index_select(2, y)  # (N, C, out_h, W)
+        left = r.index_select(3, x0)
+        return left + (r.index_select(3, x1) - left) * dx
+
+    top = rows(y0)
+    return top + (rows(y1) - top) * dy.view(1, 1, -1, 1)  # (N, C, out_h, out_w)
 
 
 class BasicConv2d(nn.Module):
@@ -70,7 +75,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        return F.relu(self.bn(self.conv(x)), inplace=True)  # in place: batch norm's output is a fresh tensor
 
 
 def _avg_pool(x: torch.Tensor) -> torch.Tensor:
@@ -251,14 +256,19 @@ class InceptionV3TF2015(nn.Module):
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
         self.fc = nn.Linear(2048, NUM_CLASSES)
+        # Channels-last layout (memory order N, H, W, C) for the convolution weights and the activations: the
+        # CPU convolutions (oneDNN) run it without reordering each layer's input, about a quarter faster on one
+        # thread; the values agree with the default layout to float32 rounding (summation order only).
+        self.to(memory_format=torch.channels_last)
         self.eval()
 
     def pool_features(self, images: torch.Tensor) -> torch.Tensor:
         """RGB ``images`` (N, 3, H, W) in [0, 255] (float or uint8) -> pool3 features (N, 2048)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"Inception-v3 expects RGB images (N, 3, H, W), got {tuple(images.shape)}")
-        x = resize_bilinear_tf1(images.float(), (self.input_size,) * 2)  # (N, 3, 299, 299)
-        x = (x - 128) / 128
+        dtype = self.fc.weight.dtype  # float32; float64 after .double() (an accuracy reference)
+        x = resize_bilinear_tf1(images.to(dtype), (self.input_size,) * 2)  # (N, 3, 299, 299)
+        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)  # see __init__
         x = _chain(x, self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3)  # (N, 64, 147, 147)
         x = F.max_pool2d(x, 3, stride=2)  # (N, 64, 73, 73)
         x = _chain(x, self.Conv2d_3b_1x1, self.Conv2d_4a_3x3)  # (N, 192, 71, 71)
