@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from improved_gan.training.trainer import TrainData, Trainer
 
 from improved_gan.errors import ConfigError
 from improved_gan.models import MnistGenerator
 from improved_gan.nn import WeightNormLinear
 from improved_gan.training.config import override
 from improved_gan.training.presets import get_preset
+from improved_gan.training.trainer import TrainData, Trainer
 from run_checks import assert_tensors_equal
 
 N_TRAIN, BATCH = 40, 10
