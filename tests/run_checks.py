@@ -54,3 +54,18 @@ def torchrun_cmd(*args: str, restarts: int = 0) -> list[str]:
 def one_thread_env(**extra: str) -> dict[str, str]:
     """This environment with one torch thread per process and unbuffered output, plus ``extra``."""
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def tiny_fmnist_gan_run(tmp_path: Path, *, seed: int) -> tuple[Path, Path]:
+    """A one-step ``fmnist-gan`` run on small fake Fashion-MNIST files, without metrics, through the CLI;
+    returns ``(data_dir, run_dir)``."""
+    from data_files import write_idx_dataset
+    from improved_gan.cli import main
+
+    data = tmp_path / "data"
+    write_idx_dataset(data, n_train=60, n_test=20, seed=seed)
+    run = tmp_path / "gan"
+    small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.metrics=none"]
+    argv = ["train", "fmnist-gan", "--data-dir", str(data), "--out", str(run), "--steps", "1", "--quiet"]
+    assert main([*argv, *small]) == 0
+    return data, run

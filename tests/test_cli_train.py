@@ -313,31 +313,11 @@ def test_evaluate_inception_weights_reach_the_metrics_but_not_the_environment(tm
     naming it (exit 2), and the option never leaks into ``os.environ`` for later calls in the process."""
     import os
 
-    from data_files import write_idx_dataset
     from improved_gan.cli import main
+    from run_checks import tiny_fmnist_gan_run
 
     monkeypatch.delenv("IMPROVED_GAN_INCEPTION_WEIGHTS", raising=False)
-    data = tmp_path / "data"
-    write_idx_dataset(data, n_train=60, n_test=20, seed=2)
-    run = tmp_path / "gan"
-    small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.metrics=none"]
-    assert (
-        main(
-            [
-                "train",
-                "fmnist-gan",
-                "--data-dir",
-                str(data),
-                "--out",
-                str(run),
-                "--steps",
-                "1",
-                "--quiet",
-                *small,
-            ]
-        )
-        == 0
-    )
+    data, run = tiny_fmnist_gan_run(tmp_path, seed=2)
     capsys.readouterr()
     missing = tmp_path / "no-such-weights.pth"
     argv = [

@@ -225,29 +225,9 @@ def test_sample_npz_and_scoring_a_run_folder(tmp_path, capsys):
 
 
 def test_sample_npz_of_an_image_run_is_uint8_nchw(tmp_path, capsys):
-    from data_files import write_idx_dataset
+    from run_checks import tiny_fmnist_gan_run
 
-    data = tmp_path / "data"
-    write_idx_dataset(data, n_train=60, n_test=20, seed=1)
-    run = tmp_path / "gan"
-    small = ["--set", "data.batch_size=8", "--set", "model.init_batch=16", "--set", "train.metrics=none"]
-    assert (
-        main(
-            [
-                "train",
-                "fmnist-gan",
-                "--data-dir",
-                str(data),
-                "--out",
-                str(run),
-                "--steps",
-                "1",
-                "--quiet",
-                *small,
-            ]
-        )
-        == 0
-    )
+    data, run = tiny_fmnist_gan_run(tmp_path, seed=1)
     npz = tmp_path / "s.npz"
     assert main(["sample", str(run), "--num", "12", "--out", str(npz)]) == 0
     with np.load(npz) as f:

@@ -182,20 +182,7 @@ def labels_csv(result: dict[str, Any]) -> str:
         p = row.get("paper") or {}
         for method, st in row["methods"].items():
             steps = ";".join(str(r.get("steps")) for r in st["runs"])
-            w.writerow(
-                [
-                    result["table"],
-                    row["labels"],
-                    method,
-                    _num(st["mean"]),
-                    _num(st["std"]),
-                    st["n"],
-                    ";".join(f"{v:.4f}" for v in st["values"]),
-                    steps,
-                    _num(p.get("mean")),
-                    _num(p.get("std")),
-                ]
-            )
+            w.writerow([result["table"], row["labels"], method, *_stat_cells(st, steps, p)])
     return buf.getvalue()
 
 
@@ -338,6 +325,20 @@ def ablation_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _stat_cells(st: dict[str, Any], steps: str, paper: dict[str, Any]) -> list[Any]:
+    """The CSV cells after a row's key columns: mean, std, n, the values, steps, the paper's mean and std."""
+    values = ";".join(f"{v:.4f}" for v in st["values"])
+    return [
+        _num(st["mean"]),
+        _num(st["std"]),
+        st["n"],
+        values,
+        steps,
+        _num(paper.get("mean")),
+        _num(paper.get("std")),
+    ]
+
+
 def ablation_csv(result: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -349,20 +350,7 @@ def ablation_csv(result: dict[str, Any]) -> str:
         steps = ";".join(str(r.get("steps")) for r in row["runs"])
         for k in result["keys"]:
             st = row["metrics"][k]
-            w.writerow(
-                [
-                    result["table"],
-                    row["variant"],
-                    k,
-                    _num(st["mean"]),
-                    _num(st["std"]),
-                    st["n"],
-                    ";".join(f"{v:.4f}" for v in st["values"]),
-                    steps,
-                    _num(p.get("mean")),
-                    _num(p.get("std")),
-                ]
-            )
+            w.writerow([result["table"], row["variant"], k, *_stat_cells(st, steps, p)])
     return buf.getvalue()
 
 
