@@ -16,26 +16,26 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.data import DataLoader, TensorDataset
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `improved_gan` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from benchmarks.ssl_step import PlainLoop  # noqa: E402
 
 SCHEMA = "improved-gan-gpu-check-v1"
 
@@ -337,7 +337,7 @@ def no_sync_check(step: Callable[[], Any], steps: int = 3) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- the plain loop
-class PlainStep:
+class PlainStep(PlainLoop):
     """The semi-supervised step (paper §5, feature matching §3.1) as a straightforward PyTorch script writes it:
     a shuffled ``DataLoader`` per stream over CPU tensors, each batch copied to the device, three D passes
     (labelled, unlabelled, generated made WITH gradient then detached), ``torch.optim.Adam``, a G step with
@@ -345,68 +345,18 @@ class PlainStep:
     G and D (same initial parameters). ``bf16``: the forward passes under bfloat16 autocast."""
 
     def __init__(self, handle: StepHandle, device: str, *, bf16: bool = False, channels_last: bool = False):
-        cfg = handle.cfg
-        self.device = torch.device(device)
-        self.bf16 = bf16
-        self.channels_last = channels_last
-        self.bs = handle.trainer.batch_size
-        self.G = copy.deepcopy(handle.G).to(self.device)
-        self.D = copy.deepcopy(handle.D).to(self.device)
-        self.z_dim = self.G.z_dim
-        oc = cfg.optim
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
-        x, y = handle.train_x.cpu(), handle.train_y.cpu()
-        lab = handle.lab_idx if handle.lab_idx is not None else torch.arange(x.shape[0])
-        kw = dict(batch_size=self.bs, shuffle=True, drop_last=True)
-        self.loaders = {
-            "lab": DataLoader(TensorDataset(x[lab], y[lab]), **kw),
-            "unl": DataLoader(TensorDataset(x), **kw),
-            "unl2": DataLoader(TensorDataset(x), **kw),
-        }
-        self.iters: dict[str, Any] = {}
-        self.w_unl = cfg.loss.unsupervised_weight
-        self.l1 = cfg.loss.feature_distance == "l1"
-
-    def _next(self, name: str) -> list[torch.Tensor]:
-        try:
-            batch = next(self.iters[name])
-        except (KeyError, StopIteration):
-            self.iters[name] = iter(self.loaders[name])
-            batch = next(self.iters[name])
-        out = [t.to(self.device) for t in batch]
-        if self.channels_last:
-            out = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in out]
-        return out
+        source = types.SimpleNamespace(
+            cfg=handle.cfg,
+            G=handle.G,
+            D=handle.D,
+            lab_idx=handle.lab_idx,
+            data=types.SimpleNamespace(train_x=handle.train_x, train_y=handle.train_y),
+        )
+        bs = handle.trainer.batch_size  # the per-rank batch
+        super().__init__(source, device=device, bf16=bf16, batch_size=bs, channels_last=channels_last)
 
     def __call__(self) -> dict[str, float]:
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-        self.G.train()
-        self.D.train()
-        x_lab, y_lab = self._next("lab")
-        (x_unl,) = self._next("unl")
-        (x_unl2,) = self._next("unl2")
-        with autocast:
-            x_fake = self.G(torch.rand(self.bs, self.z_dim, device=self.device))
-            l_lab = self.D(x_lab)[0].float()  # (B, K)
-            l_unl = self.D(x_unl)[0].float()
-            l_fake = self.D(x_fake.detach())[0].float()
-        loss_lab = F.cross_entropy(l_lab, y_lab)
-        lse_unl, lse_fake = torch.logsumexp(l_unl, 1), torch.logsumexp(l_fake, 1)  # (B,)
-        loss_d = loss_lab + self.w_unl * (F.softplus(-lse_unl).mean() + F.softplus(lse_fake).mean())
-        self.opt_d.zero_grad()
-        loss_d.backward()
-        self.opt_d.step()
-        with autocast:
-            f_fake = self.D(self.G(torch.rand(self.bs, self.z_dim, device=self.device)))[1].float()
-            f_real = self.D(x_unl2)[1].float()
-        diff = f_real.flatten(1).mean(0) - f_fake.flatten(1).mean(0)  # (F,)
-        loss_g = diff.abs().mean() if self.l1 else diff.square().mean()
-        self.opt_g.zero_grad()
-        self.opt_d.zero_grad()
-        loss_g.backward()
-        self.opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+        return self.train_step()
 
 
 # --------------------------------------------------------------------------------------------- projection

@@ -73,23 +73,33 @@ class PlainLoop:
     """The usual port: DataLoaders, three D passes, fake made with gradient, G step with full autograd.
 
     ``trainer`` supplies the configuration, the initialised networks (deep-copied) and the data: anything with
-    ``cfg``, ``G``, ``D``, ``data.train_x``, ``data.train_y`` and ``lab_idx``. The data stays on the CPU in the
+    ``cfg``, ``G``, ``D``, ``data.train_x``, ``data.train_y`` and ``lab_idx`` (None: every example labelled).
+    ``batch_size`` defaults to ``cfg.data.batch_size``. The data stays on the CPU in the
     DataLoaders and each batch is copied to ``device`` (as a straightforward script does); ``bf16`` runs the
     forward passes under bfloat16 autocast. Every step reads its two losses back (``.item()``).
     """
 
-    def __init__(self, trainer, *, device: str = "cpu", bf16: bool = False) -> None:
+    def __init__(
+        self,
+        trainer,
+        *,
+        device: str = "cpu",
+        bf16: bool = False,
+        batch_size: int | None = None,
+        channels_last: bool = False,
+    ) -> None:
         cfg = trainer.cfg
         self.device = torch.device(device)
         self.bf16 = bf16
-        self.bs, self.z_dim = cfg.data.batch_size, trainer.G.z_dim
+        self.channels_last = channels_last  # image batches copied to the device in NHWC memory order
+        self.bs, self.z_dim = batch_size or cfg.data.batch_size, trainer.G.z_dim
         self.G = copy.deepcopy(trainer.G).to(self.device)  # same init as ours
         self.D = copy.deepcopy(trainer.D).to(self.device)
         oc = cfg.optim
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2))
         x, y = trainer.data.train_x.cpu(), trainer.data.train_y.cpu()
-        lab = trainer.lab_idx
+        lab = trainer.lab_idx if trainer.lab_idx is not None else torch.arange(x.shape[0])
         kw = dict(batch_size=self.bs, shuffle=True, drop_last=True)
         self.loaders = {
             "lab": DataLoader(TensorDataset(x[lab], y[lab]), **kw),
@@ -106,7 +116,10 @@ class PlainLoop:
         except (KeyError, StopIteration):
             self.iters[name] = iter(self.loaders[name])
             batch = next(self.iters[name])
-        return [t.to(self.device) for t in batch]
+        out = [t.to(self.device) for t in batch]
+        if self.channels_last:
+            out = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in out]
+        return out
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
