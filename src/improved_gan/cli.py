@@ -491,6 +491,14 @@ def cmd_ablate(args) -> int:
     _one_thread_for_toy_data(get_preset(args.preset).data.dataset, args.device)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else None
     out = Path(args.out) if args.out else Path("runs") / f"ablate-{args.preset}"
+    runs = dict(  # which runs, and each one's budget: the same whether launched or run here
+        variants=variants,
+        seeds=args.seeds,
+        steps=args.steps,
+        time_budget=args.time_budget,
+        overrides=tuple(args.overrides),
+        data_dir=args.data_dir,
+    )
     if args.jobs > 1 or args.launcher != "local":
         # the runs as separate processes (or a SLURM job array); run_ablation below then finds them finished
         # and writes the table, or resumes in this process a run that a launched process did not finish
@@ -502,12 +510,7 @@ def cmd_ablate(args) -> int:
             launch_ablation(
                 args.preset,
                 out,
-                variants=variants,
-                seeds=args.seeds,
-                steps=args.steps,
-                time_budget=args.time_budget,
-                overrides=tuple(args.overrides),
-                data_dir=args.data_dir,
+                **runs,
                 device=sweep_device(args.device, args.launcher),
                 jobs=args.jobs,
                 launcher=args.launcher,
@@ -520,12 +523,7 @@ def cmd_ablate(args) -> int:
         result = run_ablation(
             args.preset,
             out,
-            variants=variants,
-            seeds=args.seeds,
-            time_budget=args.time_budget,
-            steps=args.steps,
-            overrides=tuple(args.overrides),
-            data_dir=args.data_dir,
+            **runs,
             device=args.device,
             progress=not args.quiet,
         )
