@@ -1,5 +1,6 @@
 """The semi-supervised recipe's switches that depart from the reference code (README, "Learning speed per step"):
-no data-dependent init, a softplus generator output, an extra generator update while feature matching lags."""
+no data-dependent init, a softplus generator output, an extra generator update while feature matching lags, labelled
+batches drawn from the tiled labelled set."""
 
 from __future__ import annotations
 
@@ -40,6 +41,44 @@ def _cfg(*sets: str):
 def test_defaults_are_the_reference_choices():
     m, t = get_preset("mnist-ssl").model, get_preset("mnist-ssl").train
     assert m.data_init is True and m.generator_output == "sigmoid" and t.extra_generator_step == 0.0
+    assert get_preset("mnist-ssl").data.labeled_batches == "permutation"
+
+
+def _labeled_batches(trainer: Trainer, n: int) -> list[list[int]]:
+    """The training-set indices of the next ``n`` labelled batches."""
+    out = []
+    for _ in range(n):
+        x, y = trainer._labeled_batch()
+        rows = [int(np.flatnonzero((trainer.data.train_x == xi).flatten(1).all(1))[0]) for xi in x]
+        assert torch.equal(trainer.data.train_y[rows], y)
+        out.append(rows)
+    return out
+
+
+def test_permutation_labeled_batches_hold_every_label_once():
+    trainer = Trainer(_cfg(), _data())  # 10 labels (1 per class), batch 10
+    labelled = sorted(trainer.lab_idx.tolist())
+    batches = _labeled_batches(trainer, 8)
+    for rows in batches:
+        assert sorted(rows) == labelled
+    assert len({tuple(rows) for rows in batches}) > 1  # a fresh order each time
+
+
+def test_tiled_labeled_batches_repeat_labels_within_a_batch_and_balance_over_the_tiled_epoch():
+    trainer = Trainer(_cfg("data.labeled_batches=tiled"), _data())
+    labelled = sorted(trainer.lab_idx.tolist())
+    copies = N_TRAIN // len(labelled)  # the labelled set tiled to the 40 unlabelled examples: 4 copies
+    batches = _labeled_batches(trainer, 2 * copies)  # two epochs of the tiled set
+    for epoch in (batches[:copies], batches[copies:]):
+        counts = np.bincount([r for rows in epoch for r in rows], minlength=N_TRAIN)
+        assert counts[labelled].tolist() == [copies] * len(labelled)  # each label `copies` times per epoch
+        assert counts.sum() == copies * len(labelled)
+    assert any(len(set(rows)) < len(rows) for rows in batches)  # repeats inside a batch
+
+
+def test_labeled_batches_choice_is_checked():
+    with pytest.raises(ConfigError, match="data.labeled_batches"):
+        _cfg("data.labeled_batches=shuffled")
 
 
 @pytest.mark.parametrize("data_init", [True, False])
@@ -101,6 +140,7 @@ def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
         "model.generator_output=softplus",
         "train.extra_generator_step=1e-12",
         "optim.name=adam",
+        "data.labeled_batches=tiled",
     )
     full = Trainer(_cfg(*sets), _data())
     for _ in range(11):

@@ -40,6 +40,10 @@ class DataConfig:
     labels_per_class: int = 10  # labelled examples per class (paper §5: 10 -> 100 labels); 0 = none; -1 = all
     label_seed: int = 1  # the reference code's --seed_data: chooses the labelled subset
     batch_size: int = 100  # the GLOBAL batch of a step, divided over the processes under torchrun
+    # how labelled batches are drawn: "permutation" = each batch a fresh order of the labelled set (reference
+    # code: with 100 labels and a batch of 100, every label once per batch); "tiled" = the labelled set repeated
+    # to the size of the unlabelled set and shuffled, so a batch may hold repeats (the public PyTorch port)
+    labeled_batches: str = "permutation"
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ _CHOICES = {
     "model.generator_norm": ("batch", "virtual", "none"),
     "loss.generator": ("feature_matching", "nonsaturating", "saturating"),
     "model.generator_output": ("sigmoid", "softplus"),
+    "data.labeled_batches": ("permutation", "tiled"),
     "loss.feature_distance": ("l2", "mse", "l1"),
     "optim.name": ("reference_adam", "adam"),
     "train.precision": ("fp32", "bf16"),

@@ -130,8 +130,12 @@ class Trainer:
         self.lab_idx = None
         if cfg.loss.use_labels and data.toy is None:
             self.lab_idx = self._labeled_indices(data.train_y.cpu())
+            n_lab = len(self.lab_idx)
+            # "tiled": the labelled set repeated ceil(N / n_lab) times (N unlabelled examples), one
+            # permutation of the copies per epoch; a drawn position p is the labelled example p mod n_lab
+            copies = -(-data.train_x.shape[0] // n_lab) if cfg.data.labeled_batches == "tiled" else 1
             self.lab_batcher = EpochBatcher(
-                len(self.lab_idx), bs, seed=_seed(cfg.seed, 10), rank=r, world_size=w
+                n_lab * copies, bs, seed=_seed(cfg.seed, 10), rank=r, world_size=w
             )
         if data.toy is None:
             n = data.train_x.shape[0]
@@ -218,7 +222,7 @@ class Trainer:
         return self.data.train_x[idx].to(self.device)
 
     def _labeled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.lab_idx[self.lab_batcher.next_indices()]
+        idx = self.lab_idx[self.lab_batcher.next_indices() % len(self.lab_idx)]
         if self.data.train_x.device.type == "cuda":
             idx = self._to_device(idx)
         return self.data.train_x[idx].to(self.device), self.data.train_y[idx].to(self.device)
@@ -303,7 +307,7 @@ class Trainer:
         extra = self.cfg.train.extra_generator_step
         if extra <= 0 or not self.objectives.feature_matching:
             return False
-        return self.unl_batcher.epoch >= 2 and float(loss_g) > extra
+        return self.unl_batcher.epoch >= 2 and float(loss_g.detach()) > extra
 
     def d_step(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One discriminator update on real (labelled, unlabelled) and generated batches; returns
