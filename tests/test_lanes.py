@@ -41,6 +41,7 @@ DEFAULT_LANES = {
     ("fmnist-gan", "fp32"),
     ("ring8-gan", "bf16"),
     ("fmnist-gan-vbn+bn", "bf16"),
+    ("fmnist-ssl-fast", "fp32"),
 }
 # Two-process (gloo) lanes: VBN + minibatch discrimination, and semi-supervised; the first one is in the default
 # suite (fmnist-ssl fp32 under torchrun is tests/test_distributed.py's).

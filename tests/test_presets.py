@@ -54,6 +54,17 @@ def test_paper_recipes():
     # mnist-ssl-fast departs from the reference in the generator's output nonlinearity alone
     assert diff_fields(m, get_preset("mnist-ssl-fast")) == {"model.generator_output"}
     assert get_preset("mnist-ssl-fast").model.generator_output == "softplus"
+    # fmnist-ssl-fast: fmnist-ssl with the PyTorch port's five departures, and nothing else
+    f, fast = get_preset("fmnist-ssl"), get_preset("fmnist-ssl-fast")
+    assert diff_fields(f, fast) == {
+        "model.data_init",
+        "model.generator_output",
+        "optim.name",
+        "train.extra_generator_step",
+        "data.labeled_batches",
+    }
+    assert (fast.model.data_init, fast.model.generator_output, fast.optim.name) == (False, "softplus", "adam")
+    assert (fast.train.extra_generator_step, fast.data.labeled_batches) == (1.0, "tiled")
     c = get_preset("cifar10-ssl")
     assert c.data.labels_per_class * 10 == 4000 and c.optim.lr == 0.0003 and c.loss.feature_distance == "l1"
     assert c.optim.decay_start == pytest.approx(2 / 3) and c.train.steps == 1200 * 500

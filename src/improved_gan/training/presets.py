@@ -43,6 +43,19 @@ _FMNIST_SSL = replace(_MNIST_SSL, preset="fmnist-ssl", data=DataConfig(dataset="
 _MNIST_SSL_FAST = replace(
     _MNIST_SSL, preset="mnist-ssl-fast", model=replace(_MNIST_SSL.model, generator_output="softplus")
 )
+# fmnist-ssl with every choice in which the PyTorch port departs from the reference script: no data-dependent
+# init, PyTorch's Adam, a second generator update while the feature-matching loss exceeds 1 (from the third
+# epoch), a softplus generator output and labelled batches drawn from the tiled labelled set. On Fashion-MNIST
+# it learns faster per step than fmnist-ssl (README, "Learning speed per step"); fmnist-ssl stays the recipe
+# compared with the paper.
+_FMNIST_SSL_FAST = replace(
+    _FMNIST_SSL,
+    preset="fmnist-ssl-fast",
+    data=replace(_FMNIST_SSL.data, labeled_batches="tiled"),
+    model=replace(_FMNIST_SSL.model, data_init=False, generator_output="softplus"),
+    optim=replace(_FMNIST_SSL.optim, name="adam"),
+    train=replace(_FMNIST_SSL.train, extra_generator_step=1.0),
+)
 _CIFAR_SSL = Config(
     preset="cifar10-ssl",
     data=DataConfig(dataset="cifar10", labels_per_class=400),
@@ -158,6 +171,11 @@ _BASE: dict[str, tuple[Config, str]] = {
     "mnist-ssl-fast": (
         _MNIST_SSL_FAST,
         "mnist-ssl with a softplus generator output: learns faster per step on digits (not the paper's recipe)",
+    ),
+    "fmnist-ssl-fast": (
+        _FMNIST_SSL_FAST,
+        "fmnist-ssl with the PyTorch port's five departures from the reference: learns faster per step (not the "
+        "paper's recipe)",
     ),
     "cifar10-ssl": (_CIFAR_SSL, "the reference CIFAR-10 recipe, 4000 labels; user-supplied CIFAR-10"),
     "svhn-ssl": (_SVHN_SSL, "the reference SVHN recipe, 1000 labels; user-supplied SVHN .mat files"),
