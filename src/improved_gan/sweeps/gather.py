@@ -116,18 +116,20 @@ def gather_labels(table: TableSpec, specs: Sequence[RunSpec], meta: dict[str, An
     }
 
 
+def _table_head(note: str, result: dict[str, Any], head: list[str]) -> list[str]:
+    """The first lines of a Markdown table: the bold title with ``note``, a blank line, the header row and rule."""
+    return [f"**{result['title']}** ({note})", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+
 def labels_markdown(result: dict[str, Any]) -> str:
     methods = result["methods"]
     ssl = [m for m in methods if m == METHOD_SSL] or methods[:1]
     others = [m for m in methods if m not in ssl]
     paper_head = f"paper ({result['paper_source'].split(' (')[0]})" if result.get("paper_source") else "paper"
     head = ["labels", f"ours: {ssl[0]}", paper_head] + [f"ours: {m}" for m in others] + ["steps per run"]
-    lines = [
-        f"**{result['title']}** ({result['unit']}; ours: mean +- sample std over seeds, n = runs counted)",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
+    lines = _table_head(
+        f"{result['unit']}; ours: mean +- sample std over seeds, n = runs counted", result, head
+    )
     for row in result["rows"]:
         p = row.get("paper")
         pcell = f"{p['mean']:.2f} +- {p['std']:.2f}" if p else "n/a"
@@ -301,12 +303,7 @@ def ablation_markdown(result: dict[str, Any]) -> str:
     keys = result["keys"]
     has_paper = result.get("paper_source") is not None
     head = ["variant"] + keys + (["paper: Inception score"] if has_paper else []) + ["steps per run"]
-    lines = [
-        f"**{result['title']}** (ours: mean +- sample std over seeds, n = runs counted)",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
+    lines = _table_head("ours: mean +- sample std over seeds, n = runs counted", result, head)
     for row in result["rows"]:
         cells = [row["variant"]] + [_cell(row["metrics"].get(k), 3) for k in keys]
         if has_paper:
