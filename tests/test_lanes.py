@@ -50,6 +50,7 @@ TORCHRUN_LANES = [
     ("fmnist-gan", "fp32"),
     ("fmnist-ssl", "bf16"),
     ("ring8-gan", "fp32"),
+    ("fmnist-ssl-fast", "fp32"),
 ]
 DEFAULT_TORCHRUN = {("fmnist-gan", "bf16")}
 
