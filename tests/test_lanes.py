@@ -51,6 +51,7 @@ TORCHRUN_LANES = [
     ("fmnist-ssl", "bf16"),
     ("ring8-gan", "fp32"),
     ("fmnist-ssl-fast", "fp32"),
+    ("fmnist-ssl-fast", "bf16"),
 ]
 DEFAULT_TORCHRUN = {("fmnist-gan", "bf16")}
 
