@@ -12,15 +12,17 @@ A = np.array([1.0, 10.0, 0.1, 3.0])  # curvatures of the quadratic 0.5 * sum A (
 C = np.array([1.0, -2.0, 0.5, 0.0])
 
 
-def _numpy_reference_adam(x0, steps, lr, beta1, beta2, eps):
-    """The reference code's adam_updates: t starts at 1, eps inside the square root of the corrected v."""
+def _numpy_reference_adam(x0, steps, lr, beta1, beta2, eps, inside_from=1):
+    """The reference code's adam_updates: t starts at 1, eps inside the square root of the corrected v; before
+    step ``inside_from``, eps outside it (``sqrt(v_hat) + eps``, PyTorch's Adam)."""
     x, m, v = x0.copy(), np.zeros_like(x0), np.zeros_like(x0)
     for t in range(1, steps + 1):
         g = A * (x - C)
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g**2
         m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
-        x = x - lr * m_hat / np.sqrt(v_hat + eps)
+        denom = np.sqrt(v_hat + eps) if t >= inside_from else np.sqrt(v_hat) + eps
+        x = x - lr * m_hat / denom
     return x
 
 
@@ -40,6 +42,28 @@ def test_reference_adam_matches_numpy_formula(eps):
     _run(opt, x, 25)
     expected = _numpy_reference_adam(x0, 25, 0.05, 0.5, 0.999, eps)
     torch.testing.assert_close(x.detach(), torch.from_numpy(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_eps_outside_the_root_then_inside_matches_numpy_formula():
+    # a large eps makes the two placements differ by far more than the tolerance
+    x0 = np.array([3.0, 1.0, -4.0, 0.01])
+    x = torch.nn.Parameter(torch.from_numpy(x0.copy()))
+    opt = ReferenceAdam([x], lr=0.05, betas=(0.5, 0.999), eps=1e-2, eps_inside=False)
+    _run(opt, x, 10)
+    for group in opt.param_groups:
+        group["eps_inside"] = True
+    _run(opt, x, 15)
+    expected = _numpy_reference_adam(x0, 25, 0.05, 0.5, 0.999, 1e-2, inside_from=11)
+    torch.testing.assert_close(x.detach(), torch.from_numpy(expected), rtol=1e-12, atol=1e-12)
+    assert not np.allclose(expected, _numpy_reference_adam(x0, 25, 0.05, 0.5, 0.999, 1e-2), atol=1e-4)
+
+
+def test_eps_outside_the_root_is_torch_adam():
+    x0 = torch.tensor([3.0, 1.0, -4.0, 0.5], dtype=torch.float64)
+    x1, x2 = torch.nn.Parameter(x0.clone()), torch.nn.Parameter(x0.clone())
+    _run(ReferenceAdam([x1], lr=0.01, betas=(0.5, 0.99), eps=1e-2, eps_inside=False), x1, 10)
+    _run(torch.optim.Adam([x2], lr=0.01, betas=(0.5, 0.99), eps=1e-2), x2, 10)
+    torch.testing.assert_close(x1.detach(), x2.detach(), rtol=1e-12, atol=1e-12)
 
 
 def test_equals_torch_adam_when_eps_is_zero():

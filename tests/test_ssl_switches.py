@@ -1,6 +1,6 @@
 """The semi-supervised recipe's switches that depart from the reference code (README, "Learning speed per step"):
 no data-dependent init, a softplus generator output, an extra generator update while feature matching lags, labelled
-batches drawn from the tiled labelled set."""
+batches drawn from the tiled labelled set, PyTorch's placement of Adam's eps for the first part of a run."""
 
 from __future__ import annotations
 
@@ -134,6 +134,43 @@ def test_extra_generator_update_from_the_third_epoch_when_the_loss_exceeds_the_t
     assert trainer.opt_d.state[next(iter(trainer.D.parameters()))]["step"] == steps
 
 
+def test_eps_goes_inside_the_root_at_the_configured_fraction_of_the_run():
+    # 10 steps, switch at 0.3: steps 1-3 run at progress 0, 0.1, 0.2 (eps outside), steps 4-10 inside
+    cfg = _cfg("train.steps=10", "optim.eps_inside_from=0.3")
+    trainer, seen = Trainer(cfg, _data()), []
+    for _ in range(10):
+        trainer.train_step()
+        seen.append([g["eps_inside"] for opt in (trainer.opt_d, trainer.opt_g) for g in opt.param_groups])
+    assert seen == [[False, False]] * 3 + [[True, True]] * 7
+    assert Trainer(_cfg("train.steps=10"), _data()).opt_d.param_groups[0]["eps_inside"] is True
+
+
+def test_eps_outside_for_the_whole_run_trains_as_pytorch_adam():
+    # eps placement is the only difference between the two optimizers: with eps outside until the end the run
+    # follows torch.optim.Adam's (to rounding: the two evaluate the same formula in a different order)
+    def trained(*sets):  # one run after the other: the runs draw their noise from the global generator
+        trainer = Trainer(_cfg("train.steps=6", *sets), _data())
+        for _ in range(5):
+            trainer.train_step()
+        return torch.cat([p.detach().flatten() for p in trainer.D.parameters()])
+
+    pa, pb, pc = trained("optim.eps_inside_from=1.0"), trained("optim.name=adam"), trained()
+    torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
+    assert (pa - pc).abs().max() > 1e-3  # the reference placement moves the parameters elsewhere
+
+
+@pytest.mark.parametrize(
+    "sets,message",
+    [
+        (("optim.eps_inside_from=1.5",), "expected a fraction in [0, 1]"),
+        (("optim.eps_inside_from=0.5", "optim.name=adam"), "only for optim.name=reference_adam"),
+    ],
+)
+def test_eps_inside_from_is_checked(sets, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        _cfg(*sets)
+
+
 def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
     sets = (
         "model.data_init=false",
@@ -152,5 +189,21 @@ def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
     resumed = Trainer(_cfg(*sets), _data())
     resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
     for _ in range(5):
+        resumed.train_step()
+    assert_tensors_equal(full.state_dict(), resumed.state_dict())
+
+
+def test_resume_across_the_eps_switch_is_bit_identical(tmp_path):
+    sets = ("train.steps=11", "optim.eps_inside_from=0.5")  # saved at step 4, switched at step 6
+    full = Trainer(_cfg(*sets), _data())
+    for _ in range(11):
+        full.train_step()
+    part = Trainer(_cfg(*sets), _data())
+    for _ in range(4):
+        part.train_step()
+    torch.save(part.state_dict(), tmp_path / "ckpt.pt")
+    resumed = Trainer(_cfg(*sets), _data())
+    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    for _ in range(7):
         resumed.train_step()
     assert_tensors_equal(full.state_dict(), resumed.state_dict())

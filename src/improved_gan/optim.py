@@ -14,6 +14,10 @@ different thing: eps = 1e-8 inside the root acts like 1e-4 outside it, which dam
 whose gradients are tiny. The reference keeps one step counter per optimizer; here each parameter has its
 own (as in PyTorch), which is the same whenever every parameter gets a gradient at every step. A parameter
 whose ``.grad`` is None is skipped, as in PyTorch.
+
+A parameter group's ``eps_inside`` (default True) chooses the placement per group and may be changed between
+steps: False computes ``sqrt(v_hat) + eps``, the update of :class:`torch.optim.Adam`, from the same moment
+estimates. Training switches it with ``optim.eps_inside_from`` (README, "Learning speed per step").
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class ReferenceAdam(torch.optim.Optimizer):
         lr: learning rate (read from the group at every step, so schedulers work).
         betas: ``(beta1, beta2)``; the reference code uses ``(0.5, 0.999)``.
         eps: added to the bias-corrected second moment inside the square root.
+        eps_inside: False puts eps outside the root, ``sqrt(v_hat) + eps`` (:class:`torch.optim.Adam`'s
+            update); a group option, so it can be switched during training.
 
     State per parameter: ``step`` (int), ``exp_avg`` (m) and ``exp_avg_sq`` (v), of the parameter's shape.
     """
@@ -66,6 +72,7 @@ class ReferenceAdam(torch.optim.Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        eps_inside: bool = True,
     ) -> None:
         if not lr >= 0.0:
             raise ValueError(f"ReferenceAdam: lr must be >= 0, got {lr}")
@@ -73,7 +80,8 @@ class ReferenceAdam(torch.optim.Optimizer):
             raise ValueError(f"ReferenceAdam: betas must be two numbers in [0, 1), got {betas}")
         if not eps >= 0.0:
             raise ValueError(f"ReferenceAdam: eps must be >= 0, got {eps}")
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "eps_inside": bool(eps_inside)}
+        super().__init__(params, defaults)
 
     add_param_group = _without_dynamo_import("add_param_group")
     zero_grad = _without_dynamo_import("zero_grad")
@@ -114,8 +122,12 @@ class ReferenceAdam(torch.optim.Optimizer):
                 torch._foreach_mul_(v, beta2)
                 torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
                 denom = torch._foreach_div(v, 1.0 - beta2**t)
-                torch._foreach_add_(denom, eps)
-                torch._foreach_sqrt_(denom)  # sqrt(v_hat + eps)
+                if group.get("eps_inside", True):  # a group saved before the option existed: the reference
+                    torch._foreach_add_(denom, eps)
+                    torch._foreach_sqrt_(denom)  # sqrt(v_hat + eps)
+                else:
+                    torch._foreach_sqrt_(denom)
+                    torch._foreach_add_(denom, eps)  # sqrt(v_hat) + eps, torch.optim.Adam's update
                 torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - beta1**t))
         return loss
 

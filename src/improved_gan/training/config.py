@@ -96,6 +96,9 @@ class OptimConfig:
     decay_start: float = (
         1.0  # fraction of training after which lr decays linearly to 0 (reference CIFAR: 2/3)
     )
+    # reference_adam only: before this fraction of training eps sits outside the square root, as in PyTorch's
+    # Adam; from it on inside, as in the reference (0 = the reference throughout)
+    eps_inside_from: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"loss.real_target={flat['loss.real_target']}: expected a number in (0, 1]")
     if not 0.0 <= flat["optim.decay_start"] <= 1.0:
         raise ConfigError(f"optim.decay_start={flat['optim.decay_start']}: expected a fraction in [0, 1]")
+    if not 0.0 <= flat["optim.eps_inside_from"] <= 1.0:
+        raise ConfigError(f"optim.eps_inside_from={flat['optim.eps_inside_from']}: expected a fraction in [0, 1]")
+    if flat["optim.eps_inside_from"] > 0 and cfg.optim.name != "reference_adam":
+        raise ConfigError("optim.eps_inside_from: only for optim.name=reference_adam (PyTorch's Adam has eps outside)")
     if flat["train.extra_generator_step"] < 0:
         raise ConfigError(f"train.extra_generator_step={flat['train.extra_generator_step']}: expected >= 0")
     if cfg.model.generator_output != "sigmoid" and cfg.model.arch != "mnist":

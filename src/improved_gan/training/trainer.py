@@ -40,7 +40,7 @@ import torch
 from improved_gan.data import EpochBatcher, labeled_subset
 from improved_gan.errors import CheckpointError, ConfigError
 from improved_gan.nn import data_dependent_init, virtual_batch_reference
-from improved_gan.optim import make_optimizer
+from improved_gan.optim import ReferenceAdam, make_optimizer
 from improved_gan.regularizers import HistoricalAveraging
 from improved_gan.training import distributed as D_
 from improved_gan.training.batching import per_rank_batch, rank_slice
@@ -261,8 +261,14 @@ class Trainer:
         return oc.lr * min(1.0, max(0.0, (1.0 - self.progress()) / (1.0 - oc.decay_start)))
 
     def _set_lr(self) -> float:
-        """Give both optimizers the scheduled learning rate (:meth:`progress`) and return it."""
+        """Give both optimizers the scheduled learning rate and, for ``reference_adam``, the place of eps
+        (``optim.eps_inside_from``), both from :meth:`progress`; return the learning rate."""
         lr = self._lr()
+        inside = self.progress() >= self.cfg.optim.eps_inside_from
+        for opt in (self.opt_d, self.opt_g):
+            if isinstance(opt, ReferenceAdam):
+                for group in opt.param_groups:
+                    group["eps_inside"] = inside
         if lr != self._last_lr:
             for opt in (self.opt_d, self.opt_g):
                 for group in opt.param_groups:
