@@ -4,6 +4,8 @@ batches drawn from the tiled labelled set, PyTorch's placement of Adam's eps for
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -169,6 +171,14 @@ def test_eps_outside_for_the_whole_run_trains_as_pytorch_adam():
 def test_eps_inside_from_is_checked(sets, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         _cfg(*sets)
+
+
+def test_the_trainer_checks_a_configuration_built_in_python():
+    # the same check as --set, for a Config made with dataclasses.replace (no override() on the way)
+    cfg = _cfg()
+    bad = replace(cfg, optim=replace(cfg.optim, name="adam", eps_inside_from=0.5))
+    with pytest.raises(ConfigError, match="only for optim.name=reference_adam"):
+        Trainer(bad, _data())
 
 
 def test_resume_with_every_switch_on_is_bit_identical(tmp_path):

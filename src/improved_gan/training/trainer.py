@@ -44,7 +44,7 @@ from improved_gan.optim import ReferenceAdam, make_optimizer
 from improved_gan.regularizers import HistoricalAveraging
 from improved_gan.training import distributed as D_
 from improved_gan.training.batching import per_rank_batch, rank_slice
-from improved_gan.training.config import Config
+from improved_gan.training.config import Config, validate
 from improved_gan.training.device_options import has_conv, to_channels_last
 from improved_gan.training.ema import EMA
 from improved_gan.training.experiment import build_losses, build_networks, is_batch_coupled, uses_vbn
@@ -86,10 +86,14 @@ def _compiled(module: torch.nn.Module, mode: str) -> Any:
 
 
 class Trainer:
-    """Owns the networks, optimizers and training state of one run (one rank, under torchrun)."""
+    """Owns the networks, optimizers and training state of one run (one rank, under torchrun).
+
+    ``cfg`` is checked as the command line checks it (:func:`~improved_gan.training.config.validate`): a
+    configuration built in Python with :func:`dataclasses.replace` gets the same :class:`ConfigError` as ``--set``.
+    """
 
     def __init__(self, cfg: Config, data: TrainData, *, device: str = "cpu", dist: D_.DistInfo | None = None):
-        self.cfg, self.data = cfg, data
+        self.cfg, self.data = validate(cfg), data
         self.device = torch.device(device)
         self.dist = dist or D_.DistInfo()
         r, w = self.dist.rank, self.dist.world_size
