@@ -274,9 +274,13 @@ def validate(cfg: Config) -> Config:
     if not 0.0 <= flat["optim.decay_start"] <= 1.0:
         raise ConfigError(f"optim.decay_start={flat['optim.decay_start']}: expected a fraction in [0, 1]")
     if not 0.0 <= flat["optim.eps_inside_from"] <= 1.0:
-        raise ConfigError(f"optim.eps_inside_from={flat['optim.eps_inside_from']}: expected a fraction in [0, 1]")
+        raise ConfigError(
+            f"optim.eps_inside_from={flat['optim.eps_inside_from']}: expected a fraction in [0, 1]"
+        )
     if flat["optim.eps_inside_from"] > 0 and cfg.optim.name != "reference_adam":
-        raise ConfigError("optim.eps_inside_from: only for optim.name=reference_adam (PyTorch's Adam has eps outside)")
+        raise ConfigError(
+            "optim.eps_inside_from: only for optim.name=reference_adam (PyTorch's Adam has eps outside)"
+        )
     if flat["train.extra_generator_step"] < 0:
         raise ConfigError(f"train.extra_generator_step={flat['train.extra_generator_step']}: expected >= 0")
     if cfg.model.generator_output != "sigmoid" and cfg.model.arch != "mnist":
