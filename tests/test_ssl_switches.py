@@ -181,6 +181,22 @@ def test_the_trainer_checks_a_configuration_built_in_python():
         Trainer(bad, _data())
 
 
+def _assert_resume_is_bit_identical(sets: tuple[str, ...], steps: int, stop: int, tmp_path) -> None:
+    """``steps`` steps in one go against ``stop`` steps, a checkpoint through torch.save / load, and the rest."""
+    full = Trainer(_cfg(*sets), _data())
+    for _ in range(steps):
+        full.train_step()
+    part = Trainer(_cfg(*sets), _data())
+    for _ in range(stop):
+        part.train_step()
+    torch.save(part.state_dict(), tmp_path / "ckpt.pt")
+    resumed = Trainer(_cfg(*sets), _data())
+    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    for _ in range(steps - stop):
+        resumed.train_step()
+    assert_tensors_equal(full.state_dict(), resumed.state_dict())
+
+
 def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
     sets = (
         "model.data_init=false",
@@ -189,31 +205,9 @@ def test_resume_with_every_switch_on_is_bit_identical(tmp_path):
         "optim.name=adam",
         "data.labeled_batches=tiled",
     )
-    full = Trainer(_cfg(*sets), _data())
-    for _ in range(11):
-        full.train_step()
-    part = Trainer(_cfg(*sets), _data())
-    for _ in range(6):
-        part.train_step()
-    torch.save(part.state_dict(), tmp_path / "ckpt.pt")
-    resumed = Trainer(_cfg(*sets), _data())
-    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
-    for _ in range(5):
-        resumed.train_step()
-    assert_tensors_equal(full.state_dict(), resumed.state_dict())
+    _assert_resume_is_bit_identical(sets, 11, 6, tmp_path)
 
 
 def test_resume_across_the_eps_switch_is_bit_identical(tmp_path):
-    sets = ("train.steps=11", "optim.eps_inside_from=0.5")  # saved at step 4, switched at step 6
-    full = Trainer(_cfg(*sets), _data())
-    for _ in range(11):
-        full.train_step()
-    part = Trainer(_cfg(*sets), _data())
-    for _ in range(4):
-        part.train_step()
-    torch.save(part.state_dict(), tmp_path / "ckpt.pt")
-    resumed = Trainer(_cfg(*sets), _data())
-    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
-    for _ in range(7):
-        resumed.train_step()
-    assert_tensors_equal(full.state_dict(), resumed.state_dict())
+    # 11 steps, switch at 0.5: saved after step 4, eps goes inside the root from step 7 (progress 6/11) on
+    _assert_resume_is_bit_identical(("train.steps=11", "optim.eps_inside_from=0.5"), 11, 4, tmp_path)
